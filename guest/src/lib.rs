@@ -1,0 +1,1 @@
+//! Guest-side glue for ws-edge components.

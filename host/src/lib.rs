@@ -1,0 +1,1 @@
+//! The ws-edge wasmtime host.

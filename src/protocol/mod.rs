@@ -1,0 +1,1 @@
+//! Framing and the connection state machine (RFC 6455 §5–§7).
