@@ -1,0 +1,324 @@
+//! Load generator for the ws-edge benchmarks.
+//!
+//! ```text
+//! loadgen run --name NAME [--scenario handshake|echo64|echo64k|all]
+//!             [--duration SECS] [--warmup SECS] [--conns N] [--server-cpu CPUS]
+//!             [--out RESULTS.jsonl] [--server-log PATH]
+//!             (-- SERVER COMMAND... | --url ws://ADDR [--pid PID])
+//! loadgen report --results RESULTS.jsonl [--baseline NAME] [--md PATH] [--svg PATH]
+//!                [--command TEXT] [--machine TEXT] [--notes TEXT]
+//! ```
+//!
+//! `run` starts the server command once per scenario (pinned with
+//! `taskset -c CPUS`, default 0), waits for its `listening on ws://ADDR`
+//! line, drives load at that address only (it must be a loopback address),
+//! and appends one JSON record per scenario to `--out`. `report` prints the
+//! comparison table and writes the markdown table and the SVG plot.
+
+mod report;
+mod scenarios;
+mod server;
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::net::ToSocketAddrs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use report::Record;
+use scenarios::{Load, Scenario, percentile};
+use server::Server;
+
+struct RunArgs {
+    name: String,
+    scenarios: Vec<Scenario>,
+    duration: Duration,
+    warmup: Duration,
+    conns: usize,
+    server_cpu: Option<String>,
+    out: Option<PathBuf>,
+    server_log: Option<PathBuf>,
+    cmd: Vec<String>,
+    url: Option<String>,
+    pid: Option<u32>,
+}
+
+fn secs(v: &str) -> Result<Duration> {
+    let s: f64 = v
+        .parse()
+        .with_context(|| format!("bad number of seconds {v:?}"))?;
+    if !(s.is_finite() && s > 0.0 && s <= 600.0) {
+        bail!("seconds must be in (0, 600], got {v}");
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+fn parse_run(args: &[String]) -> Result<RunArgs> {
+    let mut a = RunArgs {
+        name: String::new(),
+        scenarios: Scenario::ALL.to_vec(),
+        duration: Duration::from_secs(8),
+        warmup: Duration::from_secs(1),
+        conns: 16,
+        server_cpu: Some("0".into()),
+        out: None,
+        server_log: None,
+        cmd: Vec::new(),
+        url: None,
+        pid: None,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--name" => a.name = value()?.clone(),
+            "--scenario" => {
+                let v = value()?;
+                a.scenarios = if v == "all" {
+                    Scenario::ALL.to_vec()
+                } else {
+                    v.split(',')
+                        .map(|s| {
+                            Scenario::parse(s).with_context(|| format!("unknown scenario {s:?}"))
+                        })
+                        .collect::<Result<_>>()?
+                };
+            }
+            "--duration" => a.duration = secs(value()?)?,
+            "--warmup" => a.warmup = secs(value()?)?,
+            "--conns" => {
+                a.conns = value()?.parse().context("--conns")?;
+                if !(1..=1024).contains(&a.conns) {
+                    bail!("--conns must be 1..=1024");
+                }
+            }
+            "--server-cpu" => {
+                let v = value()?;
+                a.server_cpu = (v != "none").then(|| v.clone());
+            }
+            "--out" => a.out = Some(value()?.into()),
+            "--server-log" => a.server_log = Some(value()?.into()),
+            "--url" => a.url = Some(value()?.clone()),
+            "--pid" => a.pid = Some(value()?.parse().context("--pid")?),
+            "--" => {
+                a.cmd = it.by_ref().cloned().collect();
+                break;
+            }
+            other => bail!("unknown argument {other:?} (see `loadgen --help`)"),
+        }
+    }
+    if a.name.is_empty() {
+        bail!("--name is required");
+    }
+    if a.cmd.is_empty() == a.url.is_none() {
+        bail!("give either a server command after `--` or --url (not both)");
+    }
+    Ok(a)
+}
+
+/// Refuses anything but loopback targets.
+fn check_loopback(url: &str) -> Result<()> {
+    let rest = url
+        .strip_prefix("ws://")
+        .context("only ws:// URLs are supported")?;
+    let hostport = rest.split('/').next().unwrap_or_default();
+    let addrs: Vec<_> = hostport
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {hostport:?}"))?
+        .collect();
+    if addrs.is_empty() || !addrs.iter().all(|a| a.ip().is_loopback()) {
+        bail!("refusing to load {url}: the load generator only targets loopback addresses");
+    }
+    Ok(())
+}
+
+fn measure(a: &RunArgs, scenario: Scenario, rt: &tokio::runtime::Runtime) -> Result<Record> {
+    // A fresh server per scenario so scenarios don't inherit each other's state.
+    let (server, url, pid) = if a.cmd.is_empty() {
+        (None, a.url.clone().unwrap_or_default(), a.pid)
+    } else {
+        let log = a
+            .server_log
+            .as_ref()
+            .map(|p| PathBuf::from(format!("{}.{}.log", p.display(), scenario.name())));
+        let s = Server::start(
+            &a.cmd,
+            a.server_cpu.as_deref(),
+            log.as_deref(),
+            Duration::from_secs(15),
+        )?;
+        let url = s.url.clone();
+        let pid = s.pid();
+        if server::comm(pid).as_deref() == Some("taskset") {
+            bail!("server PID {pid} is still taskset; cannot attribute CPU time");
+        }
+        (Some(s), url, Some(pid))
+    };
+    check_loopback(&url)?;
+    let url = if url.ends_with('/') || url.matches('/').count() > 2 {
+        url
+    } else {
+        format!("{url}/")
+    };
+    let load = Load {
+        url,
+        conns: a.conns,
+        warmup: a.warmup,
+        duration: a.duration,
+        op_timeout: Duration::from_secs(5),
+    };
+    let probe = || pid.and_then(|p| server::cpu_time_us(p).ok());
+    let outcome = rt.block_on(scenarios::run(scenario, &load, probe))?;
+    let rss = pid.and_then(server::rss_kib);
+    drop(server);
+
+    let window_s = outcome.window.as_secs_f64();
+    let us = |ns: Option<u64>| ns.map(|v| v as f64 / 1000.0);
+    let cpu_us_per_op = match outcome.server_cpu_us {
+        Some(cpu) if outcome.ops > 0 => Some(cpu as f64 / outcome.ops as f64),
+        _ => None,
+    };
+    Ok(Record {
+        server: a.name.clone(),
+        scenario: scenario.name().into(),
+        conns: a.conns,
+        message_bytes: scenario.message_bytes(),
+        window_s,
+        ops: outcome.ops,
+        errors: outcome.errors,
+        rate_per_s: outcome.ops as f64 / window_s,
+        p50_us: us(percentile(&outcome.latencies_ns, 50.0)),
+        p99_us: us(percentile(&outcome.latencies_ns, 99.0)),
+        cpu_us_per_op,
+        server_cpu_pct: outcome.server_cpu_us.map(|c| c as f64 / 1e4 / window_s),
+        server_rss_kib: rss,
+    })
+}
+
+fn cmd_run(args: &[String]) -> Result<()> {
+    let a = parse_run(args)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut failures = 0;
+    for &scenario in &a.scenarios {
+        match measure(&a, scenario, &rt) {
+            Ok(rec) => {
+                eprintln!(
+                    "{:<18} {:<9} {:>9.0} ops/s  p50 {:>7} µs  p99 {:>7} µs  CPU {:>8} µs/op  errors {}",
+                    rec.server,
+                    rec.scenario,
+                    rec.rate_per_s,
+                    rec.p50_us.map_or("-".into(), |v| format!("{v:.0}")),
+                    rec.p99_us.map_or("-".into(), |v| format!("{v:.0}")),
+                    rec.cpu_us_per_op.map_or("-".into(), |v| format!("{v:.2}")),
+                    rec.errors
+                );
+                if rec.ops == 0 {
+                    eprintln!(
+                        "  (no operation completed: the server did not work under this load)"
+                    );
+                    failures += 1;
+                }
+                let line = serde_json::to_string(&rec)?;
+                match &a.out {
+                    Some(path) => {
+                        let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+                        writeln!(f, "{line}")?;
+                    }
+                    None => println!("{line}"),
+                }
+            }
+            Err(e) => {
+                eprintln!("{} {}: FAILED: {e:#}", a.name, scenario.name());
+                failures += 1;
+            }
+        }
+    }
+    if failures > 0 {
+        bail!("{failures} scenario(s) failed for {}", a.name);
+    }
+    Ok(())
+}
+
+fn cmd_report(args: &[String]) -> Result<()> {
+    let mut results = None;
+    let mut baseline = "tokio-tungstenite".to_owned();
+    let (mut md, mut svg) = (None, None);
+    let (mut command, mut machine, mut notes) = (String::new(), String::new(), String::new());
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{arg} needs a value"))
+        };
+        match arg.as_str() {
+            "--results" => results = Some(PathBuf::from(value()?)),
+            "--baseline" => baseline = value()?,
+            "--md" => md = Some(PathBuf::from(value()?)),
+            "--svg" => svg = Some(PathBuf::from(value()?)),
+            "--command" => command = value()?,
+            "--machine" => machine = value()?,
+            "--notes" => notes = value()?,
+            other => bail!("unknown argument {other:?}"),
+        }
+    }
+    let results = results.context("--results is required")?;
+    let text = std::fs::read_to_string(&results)
+        .with_context(|| format!("cannot read {}", results.display()))?;
+    let records: Vec<Record> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .context("malformed results line")?;
+    if records.is_empty() {
+        bail!("no records in {}", results.display());
+    }
+    print!("{}", report::text_table(&records, &baseline));
+    if let Some(path) = md {
+        let ctx = report::Context {
+            baseline: &baseline,
+            command: &command,
+            machine: &machine,
+            notes: &notes,
+        };
+        std::fs::write(&path, report::markdown(&records, &ctx))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = svg {
+        std::fs::write(&path, report::svg(&records, &baseline))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => cmd_run(&args[1..]),
+        Some("report") => cmd_report(&args[1..]),
+        _ => {
+            let doc = include_str!("main.rs");
+            let usage: String = doc
+                .lines()
+                .take_while(|l| l.starts_with("//!"))
+                .map(|l| {
+                    format!(
+                        "{}\n",
+                        l.trim_start_matches("//!").strip_prefix(' ').unwrap_or("")
+                    )
+                })
+                .collect();
+            print!("{usage}");
+            std::process::exit(if args.is_empty() { 2 } else { 0 });
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("loadgen: {e:#}");
+        std::process::exit(1);
+    }
+}

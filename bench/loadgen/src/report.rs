@@ -1,0 +1,370 @@
+//! Results records, the comparison table (terminal and markdown) and the SVG plot.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+/// One measured (server, scenario) pair, stored as a JSON line.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    /// Server name, e.g. `tokio-tungstenite`.
+    pub server: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Concurrent connections / handshake loops.
+    pub conns: usize,
+    /// Echoed payload size in bytes (0 for handshakes).
+    pub message_bytes: usize,
+    /// Measured window, seconds.
+    pub window_s: f64,
+    /// Operations completed in the window.
+    pub ops: u64,
+    /// Failed operations over the whole run.
+    pub errors: u64,
+    /// Operations per second.
+    pub rate_per_s: f64,
+    /// Median latency, µs.
+    pub p50_us: Option<f64>,
+    /// 99th percentile latency, µs.
+    pub p99_us: Option<f64>,
+    /// Server CPU time per operation, µs.
+    pub cpu_us_per_op: Option<f64>,
+    /// Server CPU use over the window, percent of one core.
+    pub server_cpu_pct: Option<f64>,
+    /// Server resident memory at the end of the window, KiB.
+    pub server_rss_kib: Option<u64>,
+}
+
+/// Everything the report needs besides the records.
+pub struct Context<'a> {
+    /// Name of the server the ratios are relative to.
+    pub baseline: &'a str,
+    /// The command that produced the numbers.
+    pub command: &'a str,
+    /// CPU model and core count.
+    pub machine: &'a str,
+    /// Free-form notes appended to the markdown (versions, setup).
+    pub notes: &'a str,
+}
+
+fn scenarios(records: &[Record]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in records {
+        if !out.contains(&r.scenario) {
+            out.push(r.scenario.clone());
+        }
+    }
+    out
+}
+
+fn find<'r>(records: &'r [Record], server: &str, scenario: &str) -> Option<&'r Record> {
+    records
+        .iter()
+        .rev()
+        .find(|r| r.server == server && r.scenario == scenario)
+}
+
+fn ratio(value: Option<f64>, base: Option<f64>) -> Option<f64> {
+    match (value, base) {
+        (Some(v), Some(b)) if b > 0.0 => Some(v / b),
+        _ => None,
+    }
+}
+
+fn fmt_opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+fn fmt_ratio(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}x"))
+}
+
+const HEADER: [&str; 10] = [
+    "scenario",
+    "server",
+    "rate/s",
+    "p50 µs",
+    "p99 µs",
+    "CPU µs/op",
+    "CPU/op vs base",
+    "rate vs base",
+    "server CPU %",
+    "errors",
+];
+
+fn rows(records: &[Record], baseline: &str) -> Vec<[String; 10]> {
+    let mut out = Vec::new();
+    for scenario in scenarios(records) {
+        let base = find(records, baseline, &scenario);
+        for r in records.iter().filter(|r| r.scenario == scenario) {
+            out.push([
+                scenario.clone(),
+                r.server.clone(),
+                format!("{:.0}", r.rate_per_s),
+                fmt_opt(r.p50_us, 0),
+                fmt_opt(r.p99_us, 0),
+                fmt_opt(r.cpu_us_per_op, 2),
+                fmt_ratio(ratio(r.cpu_us_per_op, base.and_then(|b| b.cpu_us_per_op))),
+                fmt_ratio(ratio(Some(r.rate_per_s), base.map(|b| b.rate_per_s))),
+                fmt_opt(r.server_cpu_pct, 0),
+                r.errors.to_string(),
+            ]);
+        }
+    }
+    out
+}
+
+/// A fixed-width table for the terminal.
+pub fn text_table(records: &[Record], baseline: &str) -> String {
+    let rows = rows(records, baseline);
+    let mut widths = HEADER.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: &[String], out: &mut String| {
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            let pad = w - cell.chars().count();
+            if i < 2 {
+                let _ = write!(out, "{cell}{}  ", " ".repeat(pad));
+            } else {
+                let _ = write!(out, "{}{cell}  ", " ".repeat(pad));
+            }
+        }
+        out.truncate(out.trim_end().len());
+        out.push('\n');
+    };
+    line(&HEADER.map(str::to_owned), &mut out);
+    let mut last = String::new();
+    for row in &rows {
+        if !last.is_empty() && row[0] != last {
+            out.push('\n');
+        }
+        last.clone_from(&row[0]);
+        line(row, &mut out);
+    }
+    let _ = writeln!(
+        out,
+        "(ratios relative to {baseline}; CPU = server user+system time, one core)"
+    );
+    out
+}
+
+/// The markdown report: command, machine, table, notes.
+pub fn markdown(records: &[Record], ctx: &Context<'_>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# ws-edge benchmarks vs peers\n");
+    let _ = writeln!(out, "Reproduce with:\n\n```sh\n{}\n```\n", ctx.command);
+    let _ = writeln!(out, "Machine: {}\n", ctx.machine);
+    let _ = writeln!(
+        out,
+        "Each server runs pinned to one core (`taskset -c 0`), the load generator on the other; \
+         **CPU µs/op** is the server's user+system CPU time (from `/proc/PID/stat`, all threads) \
+         over the measured window divided by the operations completed in it. Ratios are relative \
+         to `{}` measured in the same run (CPU/op: lower is better; rate: higher is better).\n",
+        ctx.baseline
+    );
+    let _ = writeln!(out, "| {} |", HEADER.join(" | "));
+    let _ = writeln!(out, "|---|---|{}", "---:|".repeat(HEADER.len() - 2));
+    for row in rows(records, ctx.baseline) {
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+    let _ = writeln!(out, "\n![server CPU per operation and rate](bench.svg)\n");
+    if !ctx.notes.is_empty() {
+        let _ = writeln!(out, "{}", ctx.notes.trim_end());
+    }
+    out
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+const COLORS: [&str; 8] = [
+    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f",
+];
+
+/// A grouped horizontal bar chart: one panel per scenario, top row server
+/// CPU µs/op, bottom row rate; each bar labelled with its value and ratio.
+pub fn svg(records: &[Record], baseline: &str) -> String {
+    let scenarios = scenarios(records);
+    let mut servers: Vec<String> = Vec::new();
+    for r in records {
+        if !servers.contains(&r.server) {
+            servers.push(r.server.clone());
+        }
+    }
+    let label_w = 130.0;
+    let panel_w = 300.0;
+    let gap = 20.0;
+    let bar_h = 18.0;
+    let bar_gap = 6.0;
+    let title_h = 52.0;
+    let panel_title_h = 24.0;
+    let panel_h = panel_title_h + servers.len() as f64 * (bar_h + bar_gap) + 10.0;
+    let width = label_w + scenarios.len() as f64 * (panel_w + gap) + 10.0;
+    let height = title_h + 2.0 * (panel_h + 16.0) + 10.0;
+
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="10" y="22" font-size="16" font-weight="bold">WebSocket echo servers: server CPU per operation and rate</text>"#
+    );
+    let _ = writeln!(
+        s,
+        r##"<text x="10" y="40" fill="#555">server pinned to one core; ratios vs {} (CPU/op: lower is better, rate: higher is better)</text>"##,
+        esc(baseline)
+    );
+
+    type Metric = fn(&Record) -> Option<f64>;
+    let metrics: [(&str, Metric, usize); 2] = [
+        ("CPU µs/op", |r| r.cpu_us_per_op, 2),
+        ("ops/s", |r| Some(r.rate_per_s), 0),
+    ];
+    for (row, (unit, metric, decimals)) in metrics.into_iter().enumerate() {
+        let y0 = title_h + row as f64 * (panel_h + 16.0);
+        for (i, server) in servers.iter().enumerate() {
+            let y = y0 + panel_title_h + i as f64 * (bar_h + bar_gap) + bar_h * 0.75;
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.0}" y="{y:.1}" text-anchor="end">{}</text>"#,
+                label_w - 8.0,
+                esc(server)
+            );
+        }
+        for (p, scenario) in scenarios.iter().enumerate() {
+            let x0 = label_w + p as f64 * (panel_w + gap);
+            let _ = writeln!(
+                s,
+                r#"<text x="{x0:.1}" y="{:.1}" font-weight="bold">{} — {}</text>"#,
+                y0 + 16.0,
+                esc(scenario),
+                unit
+            );
+            let values: Vec<Option<f64>> = servers
+                .iter()
+                .map(|srv| find(records, srv, scenario).and_then(metric))
+                .collect();
+            let base = find(records, baseline, scenario).and_then(metric);
+            let max = values.iter().flatten().fold(0.0f64, |a, &b| a.max(b));
+            let scale = if max > 0.0 {
+                (panel_w - 110.0) / max
+            } else {
+                0.0
+            };
+            let _ = writeln!(
+                s,
+                r##"<line x1="{x0:.1}" y1="{:.1}" x2="{x0:.1}" y2="{:.1}" stroke="#999"/>"##,
+                y0 + panel_title_h - 2.0,
+                y0 + panel_h - 8.0
+            );
+            for (i, v) in values.iter().enumerate() {
+                let y = y0 + panel_title_h + i as f64 * (bar_h + bar_gap);
+                let Some(v) = *v else {
+                    let _ = writeln!(
+                        s,
+                        r##"<text x="{:.1}" y="{:.1}" fill="#999">not measured</text>"##,
+                        x0 + 4.0,
+                        y + bar_h * 0.75
+                    );
+                    continue;
+                };
+                let w = (v * scale).max(1.0);
+                let _ = writeln!(
+                    s,
+                    r#"<rect x="{x0:.1}" y="{y:.1}" width="{w:.1}" height="{bar_h}" fill="{}"><title>{} {}: {v:.3} {}</title></rect>"#,
+                    COLORS[i % COLORS.len()],
+                    esc(&servers[i]),
+                    esc(scenario),
+                    unit
+                );
+                let label = match ratio(Some(v), base) {
+                    Some(r) => format!("{v:.decimals$} ({r:.2}x)"),
+                    None => format!("{v:.decimals$}"),
+                };
+                let _ = writeln!(
+                    s,
+                    r#"<text x="{:.1}" y="{:.1}">{label}</text>"#,
+                    x0 + w + 4.0,
+                    y + bar_h * 0.75
+                );
+            }
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(server: &str, scenario: &str, rate: f64, cpu: f64) -> Record {
+        Record {
+            server: server.into(),
+            scenario: scenario.into(),
+            conns: 16,
+            message_bytes: 64,
+            window_s: 1.0,
+            ops: rate as u64,
+            errors: 0,
+            rate_per_s: rate,
+            p50_us: Some(10.0),
+            p99_us: Some(20.0),
+            cpu_us_per_op: Some(cpu),
+            server_cpu_pct: Some(90.0),
+            server_rss_kib: Some(1000),
+        }
+    }
+
+    #[test]
+    fn ratios_are_relative_to_the_baseline_of_the_same_scenario() {
+        let records = vec![
+            rec("base", "echo64", 1000.0, 4.0),
+            rec("other", "echo64", 500.0, 6.0),
+            rec("base", "handshake", 100.0, 50.0),
+            rec("other", "handshake", 200.0, 25.0),
+        ];
+        let rows = rows(&records, "base");
+        let other_echo = rows
+            .iter()
+            .find(|r| r[0] == "echo64" && r[1] == "other")
+            .unwrap();
+        assert_eq!(other_echo[6], "1.50x");
+        assert_eq!(other_echo[7], "0.50x");
+        let other_hs = rows
+            .iter()
+            .find(|r| r[0] == "handshake" && r[1] == "other")
+            .unwrap();
+        assert_eq!(other_hs[6], "0.50x");
+        assert_eq!(other_hs[7], "2.00x");
+    }
+
+    #[test]
+    fn missing_baseline_gives_no_ratio() {
+        let rows = rows(&[rec("other", "echo64", 10.0, 1.0)], "base");
+        assert_eq!(rows[0][6], "-");
+    }
+
+    #[test]
+    fn svg_is_well_formed_enough() {
+        let records = vec![
+            rec("a<b", "echo64", 10.0, 1.0),
+            rec("c", "echo64", 20.0, 2.0),
+        ];
+        let svg = svg(&records, "c");
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("a&lt;b"));
+        assert_eq!(svg.matches("<rect").count(), 1 + 4);
+    }
+}

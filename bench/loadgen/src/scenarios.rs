@@ -1,0 +1,320 @@
+//! The three load scenarios: handshake rate and closed-loop echo of small
+//! and large messages.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::AsyncReadExt;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
+
+/// What one load run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// Connect, upgrade, close handshake, wait for the server's TCP close.
+    Handshake,
+    /// Echo 64-byte text messages, one outstanding per connection.
+    Echo64,
+    /// Echo 64 KiB binary messages, one outstanding per connection.
+    Echo64k,
+}
+
+impl Scenario {
+    /// All scenarios in report order.
+    pub const ALL: [Scenario; 3] = [Scenario::Handshake, Scenario::Echo64, Scenario::Echo64k];
+
+    /// Parses a scenario name as used on the command line and in results.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The scenario's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Handshake => "handshake",
+            Scenario::Echo64 => "echo64",
+            Scenario::Echo64k => "echo64k",
+        }
+    }
+
+    /// Payload size of the echoed message (0 for handshakes).
+    pub fn message_bytes(self) -> usize {
+        match self {
+            Scenario::Handshake => 0,
+            Scenario::Echo64 => 64,
+            Scenario::Echo64k => 64 * 1024,
+        }
+    }
+}
+
+/// Load shape shared by all scenarios.
+#[derive(Clone, Debug)]
+pub struct Load {
+    /// `ws://HOST:PORT/` of the server.
+    pub url: String,
+    /// Concurrent connections (echo) or concurrent handshake loops.
+    pub conns: usize,
+    /// Time before the measured window opens.
+    pub warmup: Duration,
+    /// Length of the measured window.
+    pub duration: Duration,
+    /// Longest a single operation may take before it counts as an error.
+    pub op_timeout: Duration,
+}
+
+/// Raw outcome of one scenario run.
+pub struct Outcome {
+    /// Operations completed inside the window.
+    pub ops: u64,
+    /// Failed operations (connect errors, timeouts, wrong echoes).
+    pub errors: u64,
+    /// Latency of each measured operation, nanoseconds, sorted.
+    pub latencies_ns: Vec<u64>,
+    /// Actual length of the measured window.
+    pub window: Duration,
+    /// Server CPU time (user + system) spent inside the window, µs.
+    pub server_cpu_us: Option<u64>,
+}
+
+#[derive(Default)]
+struct Flags {
+    measuring: AtomicBool,
+    stop: AtomicBool,
+}
+
+#[derive(Default)]
+struct WorkerStats {
+    ops: u64,
+    errors: u64,
+    latencies_ns: Vec<u64>,
+}
+
+impl WorkerStats {
+    fn record(&mut self, flags: &Flags, started: Instant) {
+        if flags.measuring.load(Ordering::Relaxed) {
+            self.ops += 1;
+            self.latencies_ns.push(started.elapsed().as_nanos() as u64);
+        }
+    }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Runs `scenario` against `load.url`; `cpu_probe` reads the server's CPU
+/// time (µs) at the window's edges.
+pub async fn run(
+    scenario: Scenario,
+    load: &Load,
+    cpu_probe: impl Fn() -> Option<u64>,
+) -> Result<Outcome> {
+    let flags = Arc::new(Flags::default());
+    let mut workers = Vec::with_capacity(load.conns);
+    for i in 0..load.conns {
+        let flags = flags.clone();
+        let load = load.clone();
+        workers.push(tokio::spawn(async move {
+            match scenario {
+                Scenario::Handshake => handshake_worker(&load, &flags).await,
+                Scenario::Echo64 | Scenario::Echo64k => {
+                    echo_worker(&load, &flags, message(scenario, i)).await
+                }
+            }
+        }));
+    }
+
+    tokio::time::sleep(load.warmup).await;
+    let cpu0 = cpu_probe();
+    let t0 = Instant::now();
+    flags.measuring.store(true, Ordering::Relaxed);
+    tokio::time::sleep(load.duration).await;
+    flags.measuring.store(false, Ordering::Relaxed);
+    let window = t0.elapsed();
+    let cpu1 = cpu_probe();
+    flags.stop.store(true, Ordering::Relaxed);
+
+    let mut total = WorkerStats::default();
+    let join_deadline = load.op_timeout + Duration::from_secs(3);
+    for w in workers {
+        match tokio::time::timeout(join_deadline, w).await {
+            Ok(Ok(stats)) => {
+                total.ops += stats.ops;
+                total.errors += stats.errors;
+                total.latencies_ns.extend(stats.latencies_ns);
+            }
+            Ok(Err(e)) => bail!("worker task failed: {e}"),
+            Err(_) => bail!("a worker did not stop within {join_deadline:?}"),
+        }
+    }
+    total.latencies_ns.sort_unstable();
+    Ok(Outcome {
+        ops: total.ops,
+        errors: total.errors,
+        latencies_ns: total.latencies_ns,
+        window,
+        server_cpu_us: match (cpu0, cpu1) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        },
+    })
+}
+
+/// The message a connection echoes: printable ASCII text for `echo64`,
+/// non-repeating binary for `echo64k`; different per connection.
+fn message(scenario: Scenario, conn: usize) -> Message {
+    let len = scenario.message_bytes();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ (conn as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
+    let mut next = move || {
+        // xorshift64*: cheap, deterministic filler.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    match scenario {
+        Scenario::Echo64 => {
+            let text: String = (0..len)
+                .map(|_| char::from(b' ' + (next() % 95) as u8))
+                .collect();
+            Message::text(text)
+        }
+        _ => Message::binary((0..len).map(|_| (next() >> 56) as u8).collect::<Vec<u8>>()),
+    }
+}
+
+async fn connect(url: &str) -> Result<Ws> {
+    // `true`: disable Nagle, as servers do.
+    let (ws, _response) = connect_async_with_config(url, None, true).await?;
+    Ok(ws)
+}
+
+/// Sends `msg` and waits for the next data message, which must equal it.
+async fn round_trip(ws: &mut Ws, msg: &Message) -> Result<()> {
+    ws.send(msg.clone()).await?;
+    loop {
+        match ws.next().await {
+            Some(Ok(reply)) if reply.is_text() || reply.is_binary() => {
+                if &reply != msg {
+                    bail!("echo differs from the message sent");
+                }
+                return Ok(());
+            }
+            Some(Ok(_)) => continue, // ping/pong/frame
+            Some(Err(e)) => return Err(e.into()),
+            None => bail!("server closed the connection"),
+        }
+    }
+}
+
+/// Starts the close handshake and waits (bounded) for the server's close
+/// frame and then its TCP close, so TIME_WAIT stays on the server side.
+async fn close(mut ws: Ws, limit: Duration) -> Result<()> {
+    tokio::time::timeout(limit, async {
+        ws.close(None).await?;
+        while let Some(msg) = ws.next().await {
+            msg?;
+        }
+        let mut tcp = ws.into_inner();
+        let mut scratch = [0u8; 256];
+        if let MaybeTlsStream::Plain(tcp) = &mut tcp {
+            while tcp.read(&mut scratch).await? != 0 {}
+        }
+        anyhow::Ok(())
+    })
+    .await?
+}
+
+async fn echo_worker(load: &Load, flags: &Flags, msg: Message) -> WorkerStats {
+    let mut stats = WorkerStats::default();
+    while !flags.stop.load(Ordering::Relaxed) {
+        let mut ws = match tokio::time::timeout(load.op_timeout, connect(&load.url)).await {
+            Ok(Ok(ws)) => ws,
+            _ => {
+                stats.errors += 1;
+                // Back off briefly so a dead server does not spin the loop.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let mut healthy = true;
+        while !flags.stop.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            match tokio::time::timeout(load.op_timeout, round_trip(&mut ws, &msg)).await {
+                Ok(Ok(())) => stats.record(flags, started),
+                _ => {
+                    stats.errors += 1;
+                    healthy = false;
+                    break;
+                }
+            }
+        }
+        if healthy {
+            let _ = close(ws, load.op_timeout).await;
+        }
+    }
+    stats
+}
+
+async fn handshake_worker(load: &Load, flags: &Flags) -> WorkerStats {
+    let mut stats = WorkerStats::default();
+    while !flags.stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let cycle = async {
+            let ws = connect(&load.url).await?;
+            close(ws, load.op_timeout).await
+        };
+        match tokio::time::timeout(load.op_timeout, cycle).await {
+            Ok(Ok(())) => stats.record(flags, started),
+            _ => {
+                stats.errors += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+    stats
+}
+
+/// Nearest-rank percentile of sorted `values` (`p` in 0..=100).
+pub fn percentile(values: &[u64], p: f64) -> Option<u64> {
+    if values.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
+    Some(values[rank.clamp(1, values.len()) - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50));
+        assert_eq!(percentile(&v, 99.0), Some(99));
+        assert_eq!(percentile(&v, 100.0), Some(100));
+        assert_eq!(percentile(&[7], 99.0), Some(7));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn messages_have_the_scenario_size_and_kind() {
+        let small = message(Scenario::Echo64, 3);
+        assert!(small.is_text());
+        assert_eq!(small.len(), 64);
+        let big = message(Scenario::Echo64k, 3);
+        assert!(big.is_binary());
+        assert_eq!(big.len(), 65536);
+        assert_ne!(message(Scenario::Echo64k, 4), big);
+    }
+
+    #[test]
+    fn scenario_names_round_trip() {
+        for s in Scenario::ALL {
+            assert_eq!(Scenario::parse(s.name()), Some(s));
+        }
+        assert_eq!(Scenario::parse("nope"), None);
+    }
+}

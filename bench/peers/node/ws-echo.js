@@ -1,0 +1,18 @@
+'use strict';
+// Echo server on the `ws` package. Usage: node ws-echo.js [--listen ADDR]
+const http = require('http');
+const { WebSocketServer } = require('ws');
+const { listenAddr, announce } = require('./listen');
+
+const { host, port } = listenAddr(process.argv.slice(2));
+const server = http.createServer((req, res) => {
+  res.writeHead(426, { 'Content-Type': 'text/plain' });
+  res.end('WebSocket upgrade required\n');
+});
+// permessage-deflate off: the benchmark and Autobahn runs compare framing only.
+const wss = new WebSocketServer({ server, perMessageDeflate: false });
+wss.on('connection', (ws) => {
+  ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+  ws.on('error', () => {});
+});
+server.listen(port, host, () => announce(server));

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# ws-edge benchmarks side by side with the peers, in one command.
+#
+# Usage: bench/run.sh [--quick] [--only NAME[,NAME...]] [--no-build] [--out-dir DIR]
+#
+#   --quick     short bounded smoke run (~1.5 s per scenario), for CI; writes its
+#               report under bench/results/ instead of docs/ unless --out-dir is given
+#   --only      run only these servers (ws-edge, tokio-tungstenite, fastwebsockets,
+#               node-ws, node-websocket)
+#   --no-build  do not build the Rust peers / install the Node peers
+#   --out-dir   where bench.md and bench.svg go (default: docs/, or bench/results/ with --quick)
+#
+# Environment: WS_EDGE_BIN (default: <repo>/target/release/ws-edge, built with
+# `cargo build --release -p ws-edge-host`), BENCH_DURATION / BENCH_WARMUP (seconds),
+# BENCH_CONNS (default 16).
+#
+# Every server is started as `SERVER --listen 127.0.0.1:0`, pinned to CPU 0, and must
+# print `listening on ws://ADDR`; the load generator runs on CPU 1. The table shows
+# ratios to tokio-tungstenite. Exit status is non-zero if any server failed a scenario.
+set -euo pipefail
+
+bench="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$bench/.." && pwd)"
+quick=0
+build=1
+only=""
+out_dir=""
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --quick) quick=1 ;;
+        --no-build) build=0 ;;
+        --only) only="${2:?--only needs a list}"; shift ;;
+        --out-dir) out_dir="${2:?--out-dir needs a directory}"; shift ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+if [[ $quick == 1 ]]; then
+    duration="${BENCH_DURATION:-1.5}"
+    warmup="${BENCH_WARMUP:-0.3}"
+    out_dir="${out_dir:-$bench/results}"
+else
+    duration="${BENCH_DURATION:-8}"
+    warmup="${BENCH_WARMUP:-1}"
+    out_dir="${out_dir:-$repo/docs}"
+fi
+conns="${BENCH_CONNS:-16}"
+mkdir -p "$bench/results" "$out_dir"
+
+# --- build -------------------------------------------------------------------
+if [[ $build == 1 ]]; then
+    echo "== building the load generator and Rust peers (release)" >&2
+    cargo build --release --quiet --manifest-path "$bench/Cargo.toml" --locked
+    if [[ ! -d "$bench/peers/node/node_modules/ws" || ! -d "$bench/peers/node/node_modules/websocket" ]]; then
+        echo "== installing the Node peers (npm ci)" >&2
+        (cd "$bench/peers/node" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    fi
+fi
+loadgen="$bench/target/release/loadgen"
+
+# --- CPU pinning --------------------------------------------------------------
+cpus=$(nproc --all)
+if [[ $cpus -ge 2 ]] && command -v taskset >/dev/null; then
+    server_cpu=0
+    client=(taskset -c 1)
+    pinning="server on CPU 0, load generator on CPU 1"
+else
+    server_cpu=none
+    client=()
+    pinning="not pinned (fewer than 2 CPUs or no taskset)"
+fi
+
+# --- servers ------------------------------------------------------------------
+ws_edge_bin="${WS_EDGE_BIN:-$repo/target/release/ws-edge}"
+names=(ws-edge tokio-tungstenite fastwebsockets node-ws node-websocket)
+declare -A cmds=(
+    [ws-edge]="$ws_edge_bin serve --listen 127.0.0.1:0"
+    [tokio-tungstenite]="$bench/target/release/peer-tokio-tungstenite --listen 127.0.0.1:0"
+    [fastwebsockets]="$bench/target/release/peer-fastwebsockets --listen 127.0.0.1:0"
+    [node-ws]="node $bench/peers/node/ws-echo.js --listen 127.0.0.1:0"
+    [node-websocket]="node $bench/peers/node/websocket-echo.js --listen 127.0.0.1:0"
+)
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+results="$bench/results/run-$stamp.jsonl"
+: >"$results"
+failed=()
+ran=()
+start=$(date +%s)
+for name in "${names[@]}"; do
+    if [[ -n "$only" && ",$only," != *",$name,"* ]]; then
+        continue
+    fi
+    if [[ $name == ws-edge && ! -x "$ws_edge_bin" ]]; then
+        echo "== SKIPPING ws-edge: $ws_edge_bin not found (build it with \`cargo build --release -p ws-edge-host\` at the repo root, or set WS_EDGE_BIN)" >&2
+        continue
+    fi
+    echo "== $name" >&2
+    # shellcheck disable=SC2086 # the command is split on purpose
+    if ! "${client[@]}" "$loadgen" run --name "$name" --scenario all \
+        --duration "$duration" --warmup "$warmup" --conns "$conns" \
+        --server-cpu "$server_cpu" --out "$results" \
+        --server-log "$bench/results/$name" -- ${cmds[$name]}; then
+        failed+=("$name")
+    fi
+    ran+=("$name")
+done
+elapsed=$(($(date +%s) - start))
+
+if [[ ! -s "$results" ]]; then
+    echo "run.sh: no results" >&2
+    exit 1
+fi
+
+# --- report -------------------------------------------------------------------
+model=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)
+machine="${model:-unknown CPU}, $cpus logical CPUs ($(nproc) usable), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, Linux $(uname -r); $pinning"
+lock_version() {
+    awk -v n="$1" '$0 == "name = \"" n "\"" { getline; gsub(/version = |"/, ""); print; exit }' "$bench/Cargo.lock"
+}
+node_version() {
+    node -p "require('$bench/peers/node/node_modules/$1/package.json').version" 2>/dev/null || echo '?'
+}
+command="bench/run.sh$([[ $quick == 1 ]] && echo ' --quick')$([[ -n $only ]] && echo " --only $only")"
+notes="## Setup
+
+- Date (UTC): $stamp; full run took ${elapsed} s (${duration} s measured + ${warmup} s warm-up per scenario, a fresh server per scenario).
+- Scenarios (client: tokio-tungstenite $(lock_version tokio-tungstenite), one thread, closed loop, ${conns} concurrent connections/loops):
+  - \`handshake\`: connect, upgrade, close handshake, wait for the server to close TCP; latency is the whole cycle.
+  - \`echo64\`: 64-byte **text** messages (server validates UTF-8), one outstanding per connection.
+  - \`echo64k\`: 64 KiB **binary** messages, one outstanding per connection.
+- Servers: ws-edge ($ws_edge_bin, bundled echo component); tokio-tungstenite $(lock_version tokio-tungstenite) and fastwebsockets $(lock_version fastwebsockets) (hyper $(lock_version hyper) upgrade) echo servers on the default multi-threaded tokio runtime (one worker when pinned); Node $(node --version) with ws $(node_version ws) (permessage-deflate off) and websocket (WebSocket-Node) $(node_version websocket) (library defaults). Sources: \`bench/peers/\`.
+- The load generator has one core, so it, not the server, bounds the rates on this machine: compare servers by **CPU µs/op**; rate and latency show the same ordering under a saturated client.
+- Servers skipped or failed in this run: $([[ ${#failed[@]} -gt 0 ]] && echo "failed: ${failed[*]}" || echo "none failed")$([[ " ${ran[*]} " != *" ws-edge "* ]] && echo "; ws-edge not run (binary not built)")."
+
+"${client[@]}" "$loadgen" report --results "$results" --baseline tokio-tungstenite \
+    --md "$out_dir/bench.md" --svg "$out_dir/bench.svg" \
+    --command "$command" --machine "$machine" --notes "$notes"
+echo "results: $results (${elapsed} s)" >&2
+
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "run.sh: failed: ${failed[*]}" >&2
+    exit 1
+fi
