@@ -11,7 +11,8 @@
 #   --out-dir   where bench.md and bench.svg go (default: docs/, or bench/results/ with --quick)
 #
 # Environment: WS_EDGE_BIN (default: <repo>/target/release/ws-edge, built with
-# `cargo build --release -p ws-edge-host`), BENCH_DURATION / BENCH_WARMUP (seconds),
+# `cargo build --release -p ws-edge-host`), BENCH_DURATION / BENCH_WARMUP (seconds per
+# measurement, default 3 / 0.5, quick 1.5 / 0.3), BENCH_ROUNDS (default 3, quick 1),
 # BENCH_CONNS (default 16).
 #
 # Every server is started as `SERVER --listen 127.0.0.1:0`, pinned to CPU 0, and must
@@ -31,7 +32,7 @@ while [[ $# -gt 0 ]]; do
         --no-build) build=0 ;;
         --only) only="${2:?--only needs a list}"; shift ;;
         --out-dir) out_dir="${2:?--out-dir needs a directory}"; shift ;;
-        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -40,10 +41,12 @@ done
 if [[ $quick == 1 ]]; then
     duration="${BENCH_DURATION:-1.5}"
     warmup="${BENCH_WARMUP:-0.3}"
+    rounds="${BENCH_ROUNDS:-1}"
     out_dir="${out_dir:-$bench/results}"
 else
-    duration="${BENCH_DURATION:-8}"
-    warmup="${BENCH_WARMUP:-1}"
+    duration="${BENCH_DURATION:-3}"
+    warmup="${BENCH_WARMUP:-0.5}"
+    rounds="${BENCH_ROUNDS:-3}"
     out_dir="${out_dir:-$repo/docs}"
 fi
 conns="${BENCH_CONNS:-16}"
@@ -83,29 +86,44 @@ declare -A cmds=(
     [node-websocket]="node $bench/peers/node/websocket-echo.js --listen 127.0.0.1:0"
 )
 
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-results="$bench/results/run-$stamp.jsonl"
-: >"$results"
-failed=()
-ran=()
-start=$(date +%s)
+active=()
+skipped=""
 for name in "${names[@]}"; do
     if [[ -n "$only" && ",$only," != *",$name,"* ]]; then
         continue
     fi
     if [[ $name == ws-edge && ! -x "$ws_edge_bin" ]]; then
         echo "== SKIPPING ws-edge: $ws_edge_bin not found (build it with \`cargo build --release -p ws-edge-host\` at the repo root, or set WS_EDGE_BIN)" >&2
+        skipped="ws-edge (binary not built)"
         continue
     fi
-    echo "== $name" >&2
-    # shellcheck disable=SC2086 # the command is split on purpose
-    if ! "${client[@]}" "$loadgen" run --name "$name" --scenario all \
-        --duration "$duration" --warmup "$warmup" --conns "$conns" \
-        --server-cpu "$server_cpu" --out "$results" \
-        --server-log "$bench/results/$name" -- ${cmds[$name]}; then
-        failed+=("$name")
-    fi
-    ran+=("$name")
+    active+=("$name")
+done
+if [[ ${#active[@]} -eq 0 ]]; then
+    echo "run.sh: no server to run" >&2
+    exit 2
+fi
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+results="$bench/results/run-$stamp.jsonl"
+: >"$results"
+failed=()
+start=$(date +%s)
+# Scenario by scenario, servers interleaved (and rotated each round), so every
+# server of a scenario is measured under the same background conditions.
+for ((round = 0; round < rounds; round++)); do
+    for scenario in handshake echo64 echo64k; do
+        for ((i = 0; i < ${#active[@]}; i++)); do
+            name="${active[$(((i + round) % ${#active[@]}))]}"
+            # shellcheck disable=SC2086 # the command is split on purpose
+            if ! "${client[@]}" "$loadgen" run --name "$name" --scenario "$scenario" \
+                --duration "$duration" --warmup "$warmup" --conns "$conns" \
+                --server-cpu "$server_cpu" --out "$results" \
+                --server-log "$bench/results/$name" -- ${cmds[$name]}; then
+                [[ " ${failed[*]} " == *" $name "* ]] || failed+=("$name")
+            fi
+        done
+    done
 done
 elapsed=$(($(date +%s) - start))
 
@@ -123,17 +141,20 @@ lock_version() {
 node_version() {
     node -p "require('$bench/peers/node/node_modules/$1/package.json').version" 2>/dev/null || echo '?'
 }
-command="bench/run.sh$([[ $quick == 1 ]] && echo ' --quick')$([[ -n $only ]] && echo " --only $only")"
+command="bench/run.sh"
+[[ $quick == 1 ]] && command+=" --quick"
+[[ -n $only ]] && command+=" --only $only"
+true
 notes="## Setup
 
-- Date (UTC): $stamp; full run took ${elapsed} s (${duration} s measured + ${warmup} s warm-up per scenario, a fresh server per scenario).
+- Date (UTC): $stamp; the run took ${elapsed} s: ${rounds} round(s) of ${duration} s measured + ${warmup} s warm-up per scenario and server, a fresh server each time; figures are medians over the rounds.
 - Scenarios (client: tokio-tungstenite $(lock_version tokio-tungstenite), one thread, closed loop, ${conns} concurrent connections/loops):
   - \`handshake\`: connect, upgrade, close handshake, wait for the server to close TCP; latency is the whole cycle.
   - \`echo64\`: 64-byte **text** messages (server validates UTF-8), one outstanding per connection.
   - \`echo64k\`: 64 KiB **binary** messages, one outstanding per connection.
-- Servers: ws-edge ($ws_edge_bin, bundled echo component); tokio-tungstenite $(lock_version tokio-tungstenite) and fastwebsockets $(lock_version fastwebsockets) (hyper $(lock_version hyper) upgrade) echo servers on the default multi-threaded tokio runtime (one worker when pinned); Node $(node --version) with ws $(node_version ws) (permessage-deflate off) and websocket (WebSocket-Node) $(node_version websocket) (library defaults). Sources: \`bench/peers/\`.
+- Servers: ws-edge (\`ws-edge serve\`, bundled echo component, release build of the repo); tokio-tungstenite $(lock_version tokio-tungstenite) and fastwebsockets $(lock_version fastwebsockets) (hyper $(lock_version hyper) upgrade) echo servers on the default multi-threaded tokio runtime (one worker when pinned); Node $(node --version) with ws $(node_version ws) (permessage-deflate off) and websocket (WebSocket-Node) $(node_version websocket) (library defaults). Sources: \`bench/peers/\`.
 - The load generator has one core, so it, not the server, bounds the rates on this machine: compare servers by **CPU µs/op**; rate and latency show the same ordering under a saturated client.
-- Servers skipped or failed in this run: $([[ ${#failed[@]} -gt 0 ]] && echo "failed: ${failed[*]}" || echo "none failed")$([[ " ${ran[*]} " != *" ws-edge "* ]] && echo "; ws-edge not run (binary not built)")."
+- Servers run: ${active[*]}.${skipped:+ Skipped: $skipped.}${failed:+ Failed: ${failed[*]}.}"
 
 "${client[@]}" "$loadgen" report --results "$results" --baseline tokio-tungstenite \
     --md "$out_dir/bench.md" --svg "$out_dir/bench.svg" \

@@ -60,8 +60,66 @@ fn scenarios(records: &[Record]) -> Vec<String> {
 fn find<'r>(records: &'r [Record], server: &str, scenario: &str) -> Option<&'r Record> {
     records
         .iter()
-        .rev()
         .find(|r| r.server == server && r.scenario == scenario)
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.retain(|v| v.is_finite());
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    Some(if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    })
+}
+
+/// One record per (server, scenario), in order of first appearance: the
+/// median of each figure over the repeated rounds, with ops and errors summed.
+pub fn aggregate(records: &[Record]) -> Vec<Record> {
+    let mut out: Vec<Record> = Vec::new();
+    for r in records {
+        if find(&out, &r.server, &r.scenario).is_some() {
+            continue;
+        }
+        let same: Vec<&Record> = records
+            .iter()
+            .filter(|x| x.server == r.server && x.scenario == r.scenario)
+            .collect();
+        let med =
+            |f: fn(&Record) -> Option<f64>| median(same.iter().filter_map(|x| f(x)).collect());
+        out.push(Record {
+            server: r.server.clone(),
+            scenario: r.scenario.clone(),
+            conns: r.conns,
+            message_bytes: r.message_bytes,
+            window_s: same.iter().map(|x| x.window_s).sum(),
+            ops: same.iter().map(|x| x.ops).sum(),
+            errors: same.iter().map(|x| x.errors).sum(),
+            rate_per_s: med(|x| Some(x.rate_per_s)).unwrap_or(0.0),
+            p50_us: med(|x| x.p50_us),
+            p99_us: med(|x| x.p99_us),
+            cpu_us_per_op: med(|x| x.cpu_us_per_op),
+            server_cpu_pct: med(|x| x.server_cpu_pct),
+            server_rss_kib: same.iter().filter_map(|x| x.server_rss_kib).max(),
+        });
+    }
+    out
+}
+
+/// Lowest and highest CPU µs/op over the rounds of (server, scenario).
+fn cpu_range(records: &[Record], server: &str, scenario: &str) -> Option<(f64, f64, usize)> {
+    let v: Vec<f64> = records
+        .iter()
+        .filter(|r| r.server == server && r.scenario == scenario)
+        .filter_map(|r| r.cpu_us_per_op)
+        .collect();
+    let lo = v.iter().copied().reduce(f64::min)?;
+    let hi = v.iter().copied().reduce(f64::max)?;
+    Some((lo, hi, v.len()))
 }
 
 fn ratio(value: Option<f64>, base: Option<f64>) -> Option<f64> {
@@ -79,7 +137,7 @@ fn fmt_ratio(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}x"))
 }
 
-const HEADER: [&str; 10] = [
+const HEADER: [&str; 11] = [
     "scenario",
     "server",
     "rate/s",
@@ -88,14 +146,17 @@ const HEADER: [&str; 10] = [
     "CPU µs/op",
     "CPU/op vs base",
     "rate vs base",
+    "CPU µs/op min-max (rounds)",
     "server CPU %",
     "errors",
 ];
 
-fn rows(records: &[Record], baseline: &str) -> Vec<[String; 10]> {
+/// Table rows from raw (per-round) records: medians, ratios and spread.
+fn rows(raw: &[Record], baseline: &str) -> Vec<[String; 11]> {
+    let records = aggregate(raw);
     let mut out = Vec::new();
-    for scenario in scenarios(records) {
-        let base = find(records, baseline, &scenario);
+    for scenario in scenarios(&records) {
+        let base = find(&records, baseline, &scenario);
         for r in records.iter().filter(|r| r.scenario == scenario) {
             out.push([
                 scenario.clone(),
@@ -106,6 +167,10 @@ fn rows(records: &[Record], baseline: &str) -> Vec<[String; 10]> {
                 fmt_opt(r.cpu_us_per_op, 2),
                 fmt_ratio(ratio(r.cpu_us_per_op, base.and_then(|b| b.cpu_us_per_op))),
                 fmt_ratio(ratio(Some(r.rate_per_s), base.map(|b| b.rate_per_s))),
+                cpu_range(raw, &r.server, &scenario).map_or_else(
+                    || "-".to_owned(),
+                    |(lo, hi, n)| format!("{lo:.1}-{hi:.1} ({n})"),
+                ),
                 fmt_opt(r.server_cpu_pct, 0),
                 r.errors.to_string(),
             ]);
@@ -162,7 +227,8 @@ pub fn markdown(records: &[Record], ctx: &Context<'_>) -> String {
         out,
         "Each server runs pinned to one core (`taskset -c 0`), the load generator on the other; \
          **CPU µs/op** is the server's user+system CPU time (from `/proc/PID/stat`, all threads) \
-         over the measured window divided by the operations completed in it. Ratios are relative \
+         over the measured window divided by the operations completed in it. Each figure is the \
+         median over the rounds (scenario by scenario, servers interleaved); ratios are relative \
          to `{}` measured in the same run (CPU/op: lower is better; rate: higher is better).\n",
         ctx.baseline
     );
@@ -190,7 +256,9 @@ const COLORS: [&str; 8] = [
 
 /// A grouped horizontal bar chart: one panel per scenario, top row server
 /// CPU µs/op, bottom row rate; each bar labelled with its value and ratio.
-pub fn svg(records: &[Record], baseline: &str) -> String {
+pub fn svg(raw: &[Record], baseline: &str) -> String {
+    let agg = aggregate(raw);
+    let records = agg.as_slice();
     let scenarios = scenarios(records);
     let mut servers: Vec<String> = Vec::new();
     for r in records {
@@ -347,6 +415,27 @@ mod tests {
             .unwrap();
         assert_eq!(other_hs[6], "0.50x");
         assert_eq!(other_hs[7], "2.00x");
+    }
+
+    #[test]
+    fn rounds_are_reduced_to_medians_with_their_spread() {
+        let records = vec![
+            rec("a", "echo64", 100.0, 1.0),
+            rec("b", "echo64", 10.0, 9.0),
+            rec("a", "echo64", 300.0, 5.0),
+            rec("a", "echo64", 200.0, 3.0),
+        ];
+        let agg = aggregate(&records);
+        assert_eq!(agg.len(), 2);
+        assert_eq!(agg[0].server, "a");
+        assert_eq!(agg[0].cpu_us_per_op, Some(3.0));
+        assert_eq!(agg[0].rate_per_s, 200.0);
+        assert_eq!(agg[0].ops, 600);
+        let rows = rows(&records, "a");
+        assert_eq!(rows[0][8], "1.0-5.0 (3)");
+        assert_eq!(rows[1][6], "3.00x");
+        assert_eq!(median(vec![4.0, 1.0]), Some(2.5));
+        assert_eq!(median(vec![]), None);
     }
 
     #[test]
