@@ -109,6 +109,7 @@ results="$bench/results/run-$stamp.jsonl"
 : >"$results"
 failed=()
 start=$(date +%s)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # Scenario by scenario, servers interleaved (and rotated each round), so every
 # server of a scenario is measured under the same background conditions.
 for ((round = 0; round < rounds; round++)); do
@@ -153,7 +154,8 @@ notes="## Setup
   - \`echo64\`: 64-byte **text** messages (server validates UTF-8), one outstanding per connection.
   - \`echo64k\`: 64 KiB **binary** messages, one outstanding per connection.
 - Servers: ws-edge (\`ws-edge serve\`, bundled echo component, release build of the repo); tokio-tungstenite $(lock_version tokio-tungstenite) and fastwebsockets $(lock_version fastwebsockets) (hyper $(lock_version hyper) upgrade) echo servers on the default multi-threaded tokio runtime (one worker when pinned); Node $(node --version) with ws $(node_version ws) (permessage-deflate off) and websocket (WebSocket-Node) $(node_version websocket) (library defaults). Sources: \`bench/peers/\`.
-- The load generator has one core, so it, not the server, bounds the rates on this machine: compare servers by **CPU µs/op**; rate and latency show the same ordering under a saturated client.
+- The load generator has one core, so it, not the server, bounds the rates on this machine (see *client CPU %* vs *server CPU %*, both in % of one core over the window): compare servers by **CPU µs/op**. A server that is far from saturated does less work per wake-up, so CPU/op is only comparable between servers measured under the same client, as here.
+- Load average when the run started: ${load_before} (1/5/15 min; other work on the machine shares the cores and adds noise, the min-max column shows it).
 - Servers run: ${active[*]}.${skipped:+ Skipped: $skipped.}${failed:+ Failed: ${failed[*]}.}"
 
 "${client[@]}" "$loadgen" report --results "$results" --baseline tokio-tungstenite \

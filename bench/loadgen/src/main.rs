@@ -193,6 +193,7 @@ fn measure(a: &RunArgs, scenario: Scenario, rt: &tokio::runtime::Runtime) -> Res
         p99_us: us(percentile(&outcome.latencies_ns, 99.0)),
         cpu_us_per_op,
         server_cpu_pct: outcome.server_cpu_us.map(|c| c as f64 / 1e4 / window_s),
+        client_cpu_pct: outcome.client_cpu_us.map(|c| c as f64 / 1e4 / window_s),
         server_rss_kib: rss,
     })
 }

@@ -33,6 +33,10 @@ pub struct Record {
     pub server_cpu_pct: Option<f64>,
     /// Server resident memory at the end of the window, KiB.
     pub server_rss_kib: Option<u64>,
+    /// Load generator CPU use over the window, percent of one core (near
+    /// 100 means the client, not the server, bounded the rate).
+    #[serde(default)]
+    pub client_cpu_pct: Option<f64>,
 }
 
 /// Everything the report needs besides the records.
@@ -105,6 +109,7 @@ pub fn aggregate(records: &[Record]) -> Vec<Record> {
             cpu_us_per_op: med(|x| x.cpu_us_per_op),
             server_cpu_pct: med(|x| x.server_cpu_pct),
             server_rss_kib: same.iter().filter_map(|x| x.server_rss_kib).max(),
+            client_cpu_pct: med(|x| x.client_cpu_pct),
         });
     }
     out
@@ -137,7 +142,7 @@ fn fmt_ratio(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}x"))
 }
 
-const HEADER: [&str; 11] = [
+const HEADER: [&str; 12] = [
     "scenario",
     "server",
     "rate/s",
@@ -148,11 +153,12 @@ const HEADER: [&str; 11] = [
     "rate vs base",
     "CPU µs/op min-max (rounds)",
     "server CPU %",
+    "client CPU %",
     "errors",
 ];
 
 /// Table rows from raw (per-round) records: medians, ratios and spread.
-fn rows(raw: &[Record], baseline: &str) -> Vec<[String; 11]> {
+fn rows(raw: &[Record], baseline: &str) -> Vec<[String; 12]> {
     let records = aggregate(raw);
     let mut out = Vec::new();
     for scenario in scenarios(&records) {
@@ -172,6 +178,7 @@ fn rows(raw: &[Record], baseline: &str) -> Vec<[String; 11]> {
                     |(lo, hi, n)| format!("{lo:.1}-{hi:.1} ({n})"),
                 ),
                 fmt_opt(r.server_cpu_pct, 0),
+                fmt_opt(r.client_cpu_pct, 0),
                 r.errors.to_string(),
             ]);
         }
@@ -391,6 +398,7 @@ mod tests {
             cpu_us_per_op: Some(cpu),
             server_cpu_pct: Some(90.0),
             server_rss_kib: Some(1000),
+            client_cpu_pct: Some(100.0),
         }
     }
 

@@ -77,6 +77,8 @@ pub struct Outcome {
     pub window: Duration,
     /// Server CPU time (user + system) spent inside the window, µs.
     pub server_cpu_us: Option<u64>,
+    /// The load generator's own CPU time inside the window, µs.
+    pub client_cpu_us: Option<u64>,
 }
 
 #[derive(Default)]
@@ -127,12 +129,14 @@ pub async fn run(
 
     tokio::time::sleep(load.warmup).await;
     let cpu0 = cpu_probe();
+    let client0 = crate::server::cpu_time_us(std::process::id()).ok();
     let t0 = Instant::now();
     flags.measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(load.duration).await;
     flags.measuring.store(false, Ordering::Relaxed);
     let window = t0.elapsed();
     let cpu1 = cpu_probe();
+    let client1 = crate::server::cpu_time_us(std::process::id()).ok();
     flags.stop.store(true, Ordering::Relaxed);
 
     let mut total = WorkerStats::default();
@@ -154,10 +158,8 @@ pub async fn run(
         errors: total.errors,
         latencies_ns: total.latencies_ns,
         window,
-        server_cpu_us: match (cpu0, cpu1) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-            _ => None,
-        },
+        server_cpu_us: delta(cpu0, cpu1),
+        client_cpu_us: delta(client0, client1),
     })
 }
 
@@ -274,6 +276,10 @@ async fn handshake_worker(load: &Load, flags: &Flags) -> WorkerStats {
         }
     }
     stats
+}
+
+fn delta(start: Option<u64>, end: Option<u64>) -> Option<u64> {
+    Some(end?.saturating_sub(start?))
 }
 
 /// Nearest-rank percentile of sorted `values` (`p` in 0..=100).
