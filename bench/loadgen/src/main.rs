@@ -171,6 +171,14 @@ fn measure(a: &RunArgs, scenario: Scenario, rt: &tokio::runtime::Runtime) -> Res
     };
     let probe = || pid.and_then(|p| server::cpu_time_us(p).ok());
     let outcome = rt.block_on(scenarios::run(scenario, &load, probe))?;
+    if let Some(e) = &outcome.first_error {
+        eprintln!(
+            "  {} {}: {} error(s), first: {e}",
+            a.name,
+            scenario.name(),
+            outcome.errors
+        );
+    }
     let rss = pid.and_then(server::rss_kib);
     drop(server);
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::Message;
@@ -79,6 +79,8 @@ pub struct Outcome {
     pub server_cpu_us: Option<u64>,
     /// The load generator's own CPU time inside the window, µs.
     pub client_cpu_us: Option<u64>,
+    /// The first error seen, for diagnosis.
+    pub first_error: Option<String>,
 }
 
 #[derive(Default)]
@@ -92,9 +94,25 @@ struct WorkerStats {
     ops: u64,
     errors: u64,
     latencies_ns: Vec<u64>,
+    first_error: Option<String>,
 }
 
 impl WorkerStats {
+    fn fail(
+        &mut self,
+        what: &str,
+        result: std::result::Result<Result<()>, tokio::time::error::Elapsed>,
+    ) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(match result {
+                Ok(Err(e)) => format!("{what}: {e:#}"),
+                Ok(Ok(())) => format!("{what}: failed"),
+                Err(_) => format!("{what}: timed out"),
+            });
+        }
+    }
+
     fn record(&mut self, flags: &Flags, started: Instant) {
         if flags.measuring.load(Ordering::Relaxed) {
             self.ops += 1;
@@ -140,13 +158,16 @@ pub async fn run(
     flags.stop.store(true, Ordering::Relaxed);
 
     let mut total = WorkerStats::default();
-    let join_deadline = load.op_timeout + Duration::from_secs(3);
+    let join_deadline = 3 * load.op_timeout + Duration::from_secs(2);
     for w in workers {
         match tokio::time::timeout(join_deadline, w).await {
             Ok(Ok(stats)) => {
                 total.ops += stats.ops;
                 total.errors += stats.errors;
                 total.latencies_ns.extend(stats.latencies_ns);
+                if total.first_error.is_none() {
+                    total.first_error = stats.first_error;
+                }
             }
             Ok(Err(e)) => bail!("worker task failed: {e}"),
             Err(_) => bail!("a worker did not stop within {join_deadline:?}"),
@@ -160,6 +181,7 @@ pub async fn run(
         window,
         server_cpu_us: delta(cpu0, cpu1),
         client_cpu_us: delta(client0, client1),
+        first_error: total.first_error,
     })
 }
 
@@ -213,19 +235,31 @@ async fn round_trip(ws: &mut Ws, msg: &Message) -> Result<()> {
 /// Starts the close handshake and waits (bounded) for the server's close
 /// frame and then its TCP close, so TIME_WAIT stays on the server side.
 async fn close(mut ws: Ws, limit: Duration) -> Result<()> {
-    tokio::time::timeout(limit, async {
+    let reply = async {
         ws.close(None).await?;
         while let Some(msg) = ws.next().await {
             msg?;
         }
-        let mut tcp = ws.into_inner();
+        anyhow::Ok(())
+    };
+    match tokio::time::timeout(limit, reply).await {
+        Ok(r) => r.context("close handshake")?,
+        Err(_) => bail!("no close frame from the server within {limit:?}"),
+    }
+    let mut tcp = ws.into_inner();
+    let eof = async {
         let mut scratch = [0u8; 256];
         if let MaybeTlsStream::Plain(tcp) = &mut tcp {
             while tcp.read(&mut scratch).await? != 0 {}
         }
         anyhow::Ok(())
-    })
-    .await?
+    };
+    match tokio::time::timeout(limit, eof).await {
+        Ok(r) => r.context("waiting for the server's TCP close"),
+        Err(_) => bail!(
+            "the server did not close the TCP connection within {limit:?} after the close handshake"
+        ),
+    }
 }
 
 async fn echo_worker(load: &Load, flags: &Flags, msg: Message) -> WorkerStats {
@@ -233,8 +267,13 @@ async fn echo_worker(load: &Load, flags: &Flags, msg: Message) -> WorkerStats {
     while !flags.stop.load(Ordering::Relaxed) {
         let mut ws = match tokio::time::timeout(load.op_timeout, connect(&load.url)).await {
             Ok(Ok(ws)) => ws,
-            _ => {
-                stats.errors += 1;
+            Ok(Err(e)) => {
+                stats.fail("connect", Ok(Err(e)));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            Err(elapsed) => {
+                stats.fail("connect", Err(elapsed));
                 // Back off briefly so a dead server does not spin the loop.
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
@@ -245,8 +284,8 @@ async fn echo_worker(load: &Load, flags: &Flags, msg: Message) -> WorkerStats {
             let started = Instant::now();
             match tokio::time::timeout(load.op_timeout, round_trip(&mut ws, &msg)).await {
                 Ok(Ok(())) => stats.record(flags, started),
-                _ => {
-                    stats.errors += 1;
+                failed => {
+                    stats.fail("echo", failed);
                     healthy = false;
                     break;
                 }
@@ -267,10 +306,10 @@ async fn handshake_worker(load: &Load, flags: &Flags) -> WorkerStats {
             let ws = connect(&load.url).await?;
             close(ws, load.op_timeout).await
         };
-        match tokio::time::timeout(load.op_timeout, cycle).await {
+        match tokio::time::timeout(3 * load.op_timeout, cycle).await {
             Ok(Ok(())) => stats.record(flags, started),
-            _ => {
-                stats.errors += 1;
+            failed => {
+                stats.fail("handshake/close cycle", failed);
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
