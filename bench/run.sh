@@ -154,7 +154,7 @@ notes="## Setup
   - \`echo64\`: 64-byte **text** messages (server validates UTF-8), one outstanding per connection.
   - \`echo64k\`: 64 KiB **binary** messages, one outstanding per connection.
 - Servers: ws-edge (\`ws-edge serve\`, bundled echo component, release build of the repo); tokio-tungstenite $(lock_version tokio-tungstenite) and fastwebsockets $(lock_version fastwebsockets) (hyper $(lock_version hyper) upgrade) echo servers on the default multi-threaded tokio runtime (one worker when pinned); Node $(node --version) with ws $(node_version ws) (permessage-deflate off) and websocket (WebSocket-Node) $(node_version websocket) (library defaults). Sources: \`bench/peers/\`.
-- The load generator has one core, so it, not the server, bounds the rates on this machine (see *client CPU %* vs *server CPU %*, both in % of one core over the window): compare servers by **CPU µs/op**. A server that is far from saturated does less work per wake-up, so CPU/op is only comparable between servers measured under the same client, as here.
+- Rates are bounded by the load generator (one core) or, on a busy machine, by other work sharing the cores (see *client CPU %* and *server CPU %*, both in % of one core over the window), so compare servers by **CPU µs/op**. CPU/op rises when a server is far from saturated (fewer messages per wake-up), so it is comparable only between servers driven by the same client under the same conditions, as in one run here.
 - Load average when the run started: ${load_before} (1/5/15 min; other work on the machine shares the cores and adds noise, the min-max column shows it).
 - Servers run: ${active[*]}.${skipped:+ Skipped: $skipped.}${failed:+ Failed: ${failed[*]}.}"
 
