@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use ws_edge::protocol::{
     Config, Connection, Event, FrameHeader, OpCode, State, Utf8Validator, apply_mask,
-    apply_mask_bytewise, write_frame, write_frame_rsv,
+    apply_mask_bytewise, mask_extend, write_frame, write_frame_rsv,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -286,6 +286,14 @@ fn mask_fast_equals_bytewise_for_all_lengths_offsets_and_alignments() {
                 apply_mask(&mut fast[align..align + len], key, offset);
                 apply_mask_bytewise(&mut slow[align..align + len], key, offset);
                 assert_eq!(fast, slow, "align {align} len {len} offset {offset}");
+                // The appending variant, onto a vector of any starting length.
+                let mut appended = src[..align].to_vec();
+                mask_extend(&mut appended, &src[align..align + len], key, offset);
+                assert_eq!(
+                    appended,
+                    slow[..align + len],
+                    "extend: align {align} len {len} offset {offset}"
+                );
             }
         }
     }
