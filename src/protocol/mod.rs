@@ -1,1 +1,32 @@
 //! Framing and the connection state machine (RFC 6455 §5–§7).
+//!
+//! [`Connection`] is the server end of one WebSocket connection without
+//! I/O: it decodes client frames from bytes the host read, hands messages to
+//! a callback, encodes what the handler sends, and runs the keepalive and
+//! close timers from instants the host passes in. It maps directly onto the
+//! WIT `connection` resource: each of `receive`, `tick`, `close` and
+//! `disconnected` is followed by [`Connection::take_output`],
+//! [`Connection::state`] and [`Connection::deadline`], which make the
+//! `transmit` record.
+//!
+//! The building blocks are public too: [`FrameHeader`] and [`write_frame`]
+//! (the header codec, also for playing the client in tests),
+//! [`apply_mask`], [`Utf8Validator`] and [`CloseCode`].
+
+mod close;
+mod config;
+mod connection;
+mod error;
+mod frame;
+mod mask;
+mod utf8;
+
+pub use close::{CloseCode, CloseFrame, MAX_CLOSE_REASON, truncate_reason};
+pub use config::{Config, Extension};
+pub use connection::{Connection, Event, Outbox, State};
+pub use error::{ProtocolError, SendError};
+pub use frame::{
+    FrameHeader, MAX_HEADER_LEN, OpCode, RSV1, RSV2, RSV3, write_frame, write_frame_rsv,
+};
+pub use mask::{apply_mask, apply_mask_bytewise};
+pub use utf8::{InvalidUtf8, Utf8Validator};

@@ -1,0 +1,931 @@
+//! The connection state machine: decoding, events, sending, timers.
+
+use core::ops::Range;
+
+use super::close::{CloseCode, CloseFrame, truncate_reason};
+use super::config::{Config, Extension};
+use super::error::{ProtocolError, SendError};
+use super::frame::{FrameHeader, MAX_HEADER_LEN, OpCode, write_frame_rsv};
+use super::mask::apply_mask;
+use super::utf8::Utf8Validator;
+
+/// The message buffer keeps at most this much capacity between messages, so
+/// one large message does not pin its memory for the connection's lifetime.
+const RETAIN_CAPACITY: usize = 64 * 1024;
+
+/// Something the peer sent, handed to the handler's callback.
+///
+/// Payloads are borrowed: from the caller's input when a whole unfragmented
+/// frame arrived in one call (unmasked in place by
+/// [`Connection::receive_mut`], or into a reused buffer by
+/// [`Connection::receive`]), otherwise from the connection's reused message
+/// buffer. Copy what must outlive the callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A complete text message, validated as UTF-8.
+    Text(&'a str),
+    /// A complete binary message.
+    Binary(&'a [u8]),
+    /// A ping. With [`Config::auto_pong`] the pong is already queued.
+    Ping(&'a [u8]),
+    /// A pong (solicited or not).
+    Pong(&'a [u8]),
+    /// The connection is closed: the last event it delivers, exactly once.
+    ///
+    /// The code and reason are the peer's close frame when the peer closed
+    /// (1005 with an empty reason if its frame had no code), the code ws-edge
+    /// sent when the peer broke the protocol (1002, 1007, 1009), or 1006 when
+    /// the connection ended without a close frame (TCP gone, keepalive or
+    /// close timeout).
+    Close(CloseCode, &'a str),
+}
+
+/// The state of a connection (RFC 6455 §4, §7), as in the WIT
+/// `connection-state`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// We sent a close frame and wait for the peer's, at most until the
+    /// close timeout. Received messages are still delivered; nothing more
+    /// can be sent.
+    Closing,
+    /// The close handshake completed, failed or timed out, or the TCP
+    /// connection ended. The host writes the remaining output and closes the
+    /// socket. See [`Event::Close`] for what the frame holds.
+    Closed(CloseFrame),
+}
+
+/// The sending half of a connection: what the handler's callback gets next
+/// to each [`Event`], so it can reply from inside the callback. Also
+/// available outside callbacks through [`Connection::outbox`].
+pub struct Outbox<'a> {
+    out: &'a mut Outgoing,
+}
+
+/// An accepted server-side WebSocket connection: RFC 6455 framing as a state
+/// machine without I/O.
+///
+/// The host feeds it the bytes it read ([`Connection::receive`]), calls
+/// [`Connection::tick`] when [`Connection::deadline`] passes, and writes the
+/// bytes of [`Connection::take_output`] (or [`Connection::output`] +
+/// [`Connection::consume`]) to the socket, in order. Times are milliseconds
+/// on a monotonic clock of the host's choosing; the connection never reads a
+/// clock.
+///
+/// Protocol violations by the peer are answered on the wire with a close
+/// frame (1002, 1007 or 1009), reported as [`Event::Close`] and leave the
+/// connection [`State::Closed`]; they are not errors of these methods.
+///
+/// Differences from WebSocket-Node's `WebSocketConnection`: unmasked client
+/// frames are a protocol error (RFC 6455 §5.1 says MUST; WebSocket-Node
+/// accepts them); UTF-8 is checked as bytes arrive, not when the message is
+/// complete; the message limit also applies to unfragmented messages; ping
+/// and pong payloads over 125 bytes are refused instead of cut to 124; close
+/// reasons are cut at a UTF-8 boundary to 123 bytes; 1015 is never valid on
+/// the wire; output is bounded by a high-water mark.
+pub struct Connection {
+    dec: Decoder,
+    out: Outgoing,
+}
+
+#[derive(Clone, Copy)]
+struct Frame {
+    fin: bool,
+    opcode: OpCode,
+    mask: [u8; 4],
+    len: u64,
+    done: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Message {
+    opcode: OpCode,
+    rsv: u8,
+}
+
+struct Decoder {
+    hdr: [u8; MAX_HEADER_LEN],
+    hdr_len: usize,
+    frame: Option<Frame>,
+    msg: Option<Message>,
+    buf: Vec<u8>,
+    ext_buf: Vec<u8>,
+    utf8: Utf8Validator,
+    ctrl: [u8; 125],
+    ctrl_len: usize,
+}
+
+struct Outgoing {
+    config: Config,
+    ext: Option<Box<dyn Extension>>,
+    ext_buf: Vec<u8>,
+    buf: Vec<u8>,
+    start: usize,
+    state: State,
+    now: u64,
+    close_sent_at: u64,
+    keepalive_anchor: u64,
+    ping_outstanding: Option<u64>,
+}
+
+/// Input bytes: borrowed immutably (unmask into a buffer) or mutably (unmask
+/// in place).
+trait Input {
+    fn bytes(&self) -> &[u8];
+    fn unmask<'s>(
+        &'s mut self,
+        range: Range<usize>,
+        key: [u8; 4],
+        scratch: &'s mut Vec<u8>,
+    ) -> &'s [u8];
+}
+
+impl Input for &[u8] {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+    fn unmask<'s>(
+        &'s mut self,
+        range: Range<usize>,
+        key: [u8; 4],
+        scratch: &'s mut Vec<u8>,
+    ) -> &'s [u8] {
+        scratch.clear();
+        scratch.extend_from_slice(&self[range]);
+        apply_mask(scratch, key, 0);
+        scratch
+    }
+}
+
+impl Input for &mut [u8] {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+    fn unmask<'s>(&'s mut self, range: Range<usize>, key: [u8; 4], _: &'s mut Vec<u8>) -> &'s [u8] {
+        let p = &mut self[range];
+        apply_mask(p, key, 0);
+        p
+    }
+}
+
+impl Connection {
+    /// A new open connection, created at `now_ms` (the keepalive timer starts
+    /// here).
+    pub fn new(config: Config, now_ms: u64) -> Connection {
+        Connection {
+            dec: Decoder {
+                hdr: [0; MAX_HEADER_LEN],
+                hdr_len: 0,
+                frame: None,
+                msg: None,
+                buf: Vec::new(),
+                ext_buf: Vec::new(),
+                utf8: Utf8Validator::new(),
+                ctrl: [0; 125],
+                ctrl_len: 0,
+            },
+            out: Outgoing {
+                config,
+                ext: None,
+                ext_buf: Vec::new(),
+                buf: Vec::new(),
+                start: 0,
+                state: State::Open,
+                now: now_ms,
+                close_sent_at: 0,
+                keepalive_anchor: now_ms,
+                ping_outstanding: None,
+            },
+        }
+    }
+
+    /// A new open connection with a negotiated extension that uses RSV bits
+    /// (see [`Extension`]).
+    pub fn with_extension(
+        config: Config,
+        extension: Box<dyn Extension>,
+        now_ms: u64,
+    ) -> Connection {
+        let mut c = Connection::new(config, now_ms);
+        c.out.ext = Some(extension);
+        c
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.out.config
+    }
+
+    /// The state.
+    pub fn state(&self) -> &State {
+        &self.out.state
+    }
+
+    /// Whether the state is [`State::Closed`].
+    pub fn is_closed(&self) -> bool {
+        matches!(self.out.state, State::Closed(_))
+    }
+
+    /// Consumes bytes read from the socket, in order, in chunks of any size.
+    ///
+    /// Complete frames are decoded and handed to `on_event` (with an
+    /// [`Outbox`] to reply through) before this returns; pings are answered
+    /// and close frames echoed automatically. Bytes after the peer's close
+    /// frame or a protocol error are ignored, as is everything once closed.
+    pub fn receive(
+        &mut self,
+        data: &[u8],
+        now_ms: u64,
+        mut on_event: impl FnMut(Event<'_>, &mut Outbox<'_>),
+    ) {
+        self.receive_impl(data, now_ms, &mut on_event);
+    }
+
+    /// [`Connection::receive`] that unmasks the payload in place in `data`,
+    /// so a whole unfragmented frame is delivered without copying. `data` is
+    /// left with unspecified contents.
+    pub fn receive_mut(
+        &mut self,
+        data: &mut [u8],
+        now_ms: u64,
+        mut on_event: impl FnMut(Event<'_>, &mut Outbox<'_>),
+    ) {
+        self.receive_impl(data, now_ms, &mut on_event);
+    }
+
+    /// Advances the timers to `now_ms`: sends a keepalive ping, drops a peer
+    /// that did not answer within the grace period, or ends a close
+    /// handshake that timed out (both as [`Event::Close`] with 1006).
+    pub fn tick(&mut self, now_ms: u64, mut on_event: impl FnMut(Event<'_>, &mut Outbox<'_>)) {
+        let out = &mut self.out;
+        out.advance(now_ms);
+        let now = out.now;
+        match out.state {
+            State::Open => {
+                let Some(interval) = out.config.keepalive_interval_ms else {
+                    return;
+                };
+                if let (Some(sent), Some(grace)) =
+                    (out.ping_outstanding, out.config.keepalive_grace_ms)
+                {
+                    if now >= sent.saturating_add(grace) {
+                        out.end_abnormally("keepalive timeout", &mut on_event);
+                    }
+                    return;
+                }
+                if now >= out.keepalive_anchor.saturating_add(interval) {
+                    out.push_frame(true, 0, OpCode::Ping, b"");
+                    out.keepalive_anchor = now;
+                    out.ping_outstanding.get_or_insert(now);
+                }
+            }
+            State::Closing => {
+                if now
+                    >= out
+                        .close_sent_at
+                        .saturating_add(out.config.close_timeout_ms)
+                {
+                    out.end_abnormally("close handshake timed out", &mut on_event);
+                }
+            }
+            State::Closed(_) => {}
+        }
+    }
+
+    /// Starts a close handshake on the host's behalf (for example 1001 when
+    /// shutting down). A code that may not be sent (see
+    /// [`CloseCode::is_valid_on_wire`]) is replaced by 1011; the reason is
+    /// truncated at a UTF-8 boundary to 123 bytes. Does nothing unless the
+    /// state is [`State::Open`].
+    pub fn close(&mut self, code: impl Into<CloseCode>, reason: &str, now_ms: u64) {
+        self.out.advance(now_ms);
+        let mut code = code.into();
+        if !code.is_valid_on_wire() {
+            code = CloseCode::INTERNAL_ERROR;
+        }
+        if matches!(self.out.state, State::Open) {
+            self.out.start_close(code, reason);
+        }
+    }
+
+    /// Tells the connection the TCP connection is gone without a close
+    /// handshake. Unless already closed, `on_event` gets [`Event::Close`]
+    /// with 1006 and the state becomes closed. Queued output is discarded.
+    pub fn disconnected(
+        &mut self,
+        now_ms: u64,
+        mut on_event: impl FnMut(Event<'_>, &mut Outbox<'_>),
+    ) {
+        self.out.advance(now_ms);
+        self.out.buf.clear();
+        self.out.start = 0;
+        if !self.is_closed() {
+            self.out.end_abnormally("connection lost", &mut on_event);
+        }
+    }
+
+    /// The next instant at which [`Connection::tick`] must be called if
+    /// nothing else happens first: the keepalive ping, the keepalive
+    /// timeout, or the close timeout. `None` when no timer is armed.
+    pub fn deadline(&self) -> Option<u64> {
+        let out = &self.out;
+        match out.state {
+            State::Open => {
+                let interval = out.config.keepalive_interval_ms?;
+                match (out.ping_outstanding, out.config.keepalive_grace_ms) {
+                    (Some(sent), Some(grace)) => Some(sent.saturating_add(grace)),
+                    _ => Some(out.keepalive_anchor.saturating_add(interval)),
+                }
+            }
+            State::Closing => Some(
+                out.close_sent_at
+                    .saturating_add(out.config.close_timeout_ms),
+            ),
+            State::Closed(_) => None,
+        }
+    }
+
+    /// The sending half, for sending outside a callback.
+    pub fn outbox(&mut self) -> Outbox<'_> {
+        Outbox { out: &mut self.out }
+    }
+
+    /// Queues a text message; see [`Outbox::send_text`].
+    pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
+        self.outbox().send_text(text)
+    }
+
+    /// Queues a binary message; see [`Outbox::send_binary`].
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
+        self.outbox().send_binary(data)
+    }
+
+    /// Queues a ping; see [`Outbox::ping`].
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        self.outbox().ping(payload)
+    }
+
+    /// Queues an unsolicited pong; see [`Outbox::pong`].
+    pub fn pong(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        self.outbox().pong(payload)
+    }
+
+    /// The bytes queued for the socket, oldest first.
+    pub fn output(&self) -> &[u8] {
+        &self.out.buf[self.out.start..]
+    }
+
+    /// Marks the first `n` bytes of [`Connection::output`] as written
+    /// (clamped to what is queued).
+    pub fn consume(&mut self, n: usize) {
+        let out = &mut self.out;
+        out.start = out.start.saturating_add(n).min(out.buf.len());
+        if out.start == out.buf.len() {
+            out.buf.clear();
+            out.start = 0;
+        } else if out.start >= RETAIN_CAPACITY && out.start * 2 >= out.buf.len() {
+            out.buf.drain(..out.start);
+            out.start = 0;
+        }
+    }
+
+    /// Takes every queued byte, leaving the queue empty.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        let out = &mut self.out;
+        let mut v = core::mem::take(&mut out.buf);
+        if out.start > 0 {
+            v.drain(..out.start);
+            out.start = 0;
+        }
+        v
+    }
+
+    /// How many bytes are queued for the socket.
+    pub fn queued_bytes(&self) -> usize {
+        self.out.queued()
+    }
+
+    fn receive_impl<I: Input, F: FnMut(Event<'_>, &mut Outbox<'_>)>(
+        &mut self,
+        mut data: I,
+        now: u64,
+        f: &mut F,
+    ) {
+        self.out.advance(now);
+        if self.is_closed() {
+            return;
+        }
+        let len = data.bytes().len();
+        if len > 0 {
+            self.out.keepalive_anchor = self.out.now;
+            self.out.ping_outstanding = None;
+        }
+        let mut pos = 0;
+        loop {
+            if self.is_closed() {
+                return;
+            }
+            let dec = &mut self.dec;
+            let Some(mut fr) = dec.frame else {
+                if pos == len {
+                    return;
+                }
+                // Frame header, possibly continuing one split across calls.
+                let parsed = if dec.hdr_len == 0 {
+                    let rest = &data.bytes()[pos..];
+                    match FrameHeader::parse(rest) {
+                        Ok(Some((h, n))) => Ok((h, n)),
+                        Ok(None) => {
+                            dec.hdr[..rest.len()].copy_from_slice(rest);
+                            dec.hdr_len = rest.len();
+                            return;
+                        }
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    let have = dec.hdr_len;
+                    let take = (MAX_HEADER_LEN - have).min(len - pos);
+                    dec.hdr[have..have + take].copy_from_slice(&data.bytes()[pos..pos + take]);
+                    match FrameHeader::parse(&dec.hdr[..have + take]) {
+                        Ok(Some((h, n))) => {
+                            dec.hdr_len = 0;
+                            Ok((h, n - have))
+                        }
+                        Ok(None) => {
+                            dec.hdr_len = have + take;
+                            return;
+                        }
+                        Err(e) => Err(e),
+                    }
+                };
+                let (h, consumed) =
+                    match parsed.and_then(|(h, n)| Ok((dec.check_header(&h, &self.out)?, n))) {
+                        Ok(x) => x,
+                        Err(e) => return self.out.fail(e, f),
+                    };
+                pos += consumed;
+                let (plen, key) = (h.len as usize, h.mask);
+                if !h.opcode.is_control()
+                    && h.fin
+                    && h.rsv == 0
+                    && dec.msg.is_none()
+                    && len - pos >= plen
+                {
+                    // Fast path: a whole unfragmented message in this input.
+                    let payload = data.unmask(pos..pos + plen, key, &mut dec.buf);
+                    pos += plen;
+                    let event = if h.opcode == OpCode::Text {
+                        match simdutf8::basic::from_utf8(payload) {
+                            Ok(s) => Event::Text(s),
+                            Err(_) => return self.out.fail(ProtocolError::InvalidUtf8, f),
+                        }
+                    } else {
+                        Event::Binary(payload)
+                    };
+                    f(event, &mut Outbox { out: &mut self.out });
+                    self.dec.recycle();
+                    continue;
+                }
+                if h.opcode.is_control() {
+                    dec.ctrl_len = 0;
+                } else if dec.msg.is_none() {
+                    dec.msg = Some(Message {
+                        opcode: h.opcode,
+                        rsv: h.rsv,
+                    });
+                    dec.utf8.reset();
+                    dec.buf.clear();
+                }
+                if !h.opcode.is_control() {
+                    dec.buf.reserve(plen);
+                }
+                dec.frame = Some(Frame {
+                    fin: h.fin,
+                    opcode: h.opcode,
+                    mask: key,
+                    len: h.len,
+                    done: 0,
+                });
+                continue;
+            };
+            // Payload of the current frame.
+            let take = (fr.len - fr.done).min((len - pos) as u64) as usize;
+            let chunk = &data.bytes()[pos..pos + take];
+            pos += take;
+            if fr.opcode.is_control() {
+                let dst = &mut dec.ctrl[dec.ctrl_len..dec.ctrl_len + take];
+                dst.copy_from_slice(chunk);
+                apply_mask(dst, fr.mask, fr.done as usize);
+                dec.ctrl_len += take;
+            } else {
+                let start = dec.buf.len();
+                dec.buf.extend_from_slice(chunk);
+                let piece = &mut dec.buf[start..];
+                apply_mask(piece, fr.mask, fr.done as usize);
+                if let Some(Message {
+                    opcode: OpCode::Text,
+                    rsv: 0,
+                }) = dec.msg
+                    && dec.utf8.feed(piece).is_err()
+                {
+                    return self.out.fail(ProtocolError::InvalidUtf8, f);
+                }
+            }
+            fr.done += take as u64;
+            if fr.done < fr.len {
+                dec.frame = Some(fr);
+                return;
+            }
+            dec.frame = None;
+            if fr.opcode.is_control() {
+                self.control_frame(fr.opcode, f);
+            } else if fr.fin {
+                self.message_complete(f);
+            }
+        }
+    }
+
+    fn control_frame<F: FnMut(Event<'_>, &mut Outbox<'_>)>(&mut self, opcode: OpCode, f: &mut F) {
+        let payload = &self.dec.ctrl[..self.dec.ctrl_len];
+        let out = &mut self.out;
+        match opcode {
+            OpCode::Ping => {
+                if out.config.auto_pong && matches!(out.state, State::Open) {
+                    out.push_frame(true, 0, OpCode::Pong, payload);
+                }
+                f(Event::Ping(payload), &mut Outbox { out });
+            }
+            OpCode::Pong => f(Event::Pong(payload), &mut Outbox { out }),
+            _ => {
+                let (code, reason) = match parse_close_payload(payload) {
+                    Ok(x) => x,
+                    Err(e) => return out.fail(e, f),
+                };
+                if matches!(out.state, State::Open) {
+                    // Echo the peer's code (RFC 6455 §5.5.1), or an empty
+                    // close if it sent none.
+                    if code == CloseCode::NO_STATUS {
+                        out.push_frame(true, 0, OpCode::Close, b"");
+                    } else {
+                        out.push_frame(true, 0, OpCode::Close, &code.as_u16().to_be_bytes());
+                    }
+                }
+                out.state = State::Closed(CloseFrame {
+                    code,
+                    reason: reason.to_owned(),
+                });
+                f(Event::Close(code, reason), &mut Outbox { out });
+            }
+        }
+    }
+
+    fn message_complete<F: FnMut(Event<'_>, &mut Outbox<'_>)>(&mut self, f: &mut F) {
+        let dec = &mut self.dec;
+        let out = &mut self.out;
+        let Some(msg) = dec.msg.take() else {
+            return;
+        };
+        let payload: &[u8] = if msg.rsv != 0 {
+            let Some(ext) = out.ext.as_mut() else {
+                return out.fail(ProtocolError::ReservedBits, f);
+            };
+            dec.ext_buf.clear();
+            let max = usize::try_from(out.config.max_message).unwrap_or(usize::MAX);
+            if let Err(e) = ext.decode_message(msg.opcode, msg.rsv, &dec.buf, max, &mut dec.ext_buf)
+            {
+                return out.fail(e, f);
+            }
+            if dec.ext_buf.len() > max {
+                return out.fail(ProtocolError::MessageTooLarge, f);
+            }
+            if msg.opcode == OpCode::Text && simdutf8::basic::from_utf8(&dec.ext_buf).is_err() {
+                return out.fail(ProtocolError::InvalidUtf8, f);
+            }
+            &dec.ext_buf
+        } else {
+            if msg.opcode == OpCode::Text && dec.utf8.finish().is_err() {
+                return out.fail(ProtocolError::InvalidUtf8, f);
+            }
+            &dec.buf
+        };
+        let event = if msg.opcode == OpCode::Text {
+            // SAFETY: every byte of a plain text message went through
+            // `dec.utf8.feed` and `finish` succeeded; a decoded one was just
+            // validated above.
+            Event::Text(unsafe { core::str::from_utf8_unchecked(payload) })
+        } else {
+            Event::Binary(payload)
+        };
+        f(event, &mut Outbox { out });
+        dec.recycle();
+    }
+}
+
+/// A frame header that passed the connection's checks.
+struct CheckedHeader {
+    fin: bool,
+    rsv: u8,
+    opcode: OpCode,
+    mask: [u8; 4],
+    len: u64,
+}
+
+impl Decoder {
+    fn check_header(
+        &self,
+        h: &FrameHeader,
+        out: &Outgoing,
+    ) -> Result<CheckedHeader, ProtocolError> {
+        let Some(mask) = h.mask else {
+            return Err(ProtocolError::UnmaskedFrame);
+        };
+        if h.rsv != 0 {
+            let allowed = match (h.opcode, &out.ext) {
+                (OpCode::Text | OpCode::Binary, Some(ext)) => ext.rsv_bits() & 0x70,
+                _ => 0,
+            };
+            if h.rsv & !allowed != 0 {
+                return Err(ProtocolError::ReservedBits);
+            }
+        }
+        let cfg = &out.config;
+        match h.opcode {
+            OpCode::Close | OpCode::Ping | OpCode::Pong => {
+                if h.payload_len > 125 {
+                    return Err(ProtocolError::ControlFrameTooLong);
+                }
+                if !h.fin {
+                    return Err(ProtocolError::FragmentedControlFrame);
+                }
+            }
+            OpCode::Continuation | OpCode::Text | OpCode::Binary => {
+                let so_far = if h.opcode == OpCode::Continuation {
+                    if self.msg.is_none() {
+                        return Err(ProtocolError::UnexpectedContinuation);
+                    }
+                    self.buf.len() as u64
+                } else {
+                    if self.msg.is_some() {
+                        return Err(ProtocolError::ExpectedContinuation);
+                    }
+                    0
+                };
+                if h.payload_len > cfg.max_frame_payload || usize::try_from(h.payload_len).is_err()
+                {
+                    return Err(ProtocolError::FrameTooLarge);
+                }
+                if so_far + h.payload_len > cfg.max_message {
+                    return Err(ProtocolError::MessageTooLarge);
+                }
+            }
+        }
+        Ok(CheckedHeader {
+            fin: h.fin,
+            rsv: h.rsv,
+            opcode: h.opcode,
+            mask,
+            len: h.payload_len,
+        })
+    }
+
+    /// Empties the message buffer, keeping a bounded capacity.
+    fn recycle(&mut self) {
+        self.buf.clear();
+        if self.buf.capacity() > RETAIN_CAPACITY {
+            self.buf.shrink_to(RETAIN_CAPACITY);
+        }
+        self.ext_buf.clear();
+        if self.ext_buf.capacity() > RETAIN_CAPACITY {
+            self.ext_buf.shrink_to(RETAIN_CAPACITY);
+        }
+    }
+}
+
+/// Splits a received close payload into code and reason (RFC 6455 §5.5.1,
+/// §7.4).
+fn parse_close_payload(p: &[u8]) -> Result<(CloseCode, &str), ProtocolError> {
+    match p {
+        [] => Ok((CloseCode::NO_STATUS, "")),
+        [_] => Err(ProtocolError::CloseFrameTooShort),
+        [a, b, reason @ ..] => {
+            let code = CloseCode::new(u16::from_be_bytes([*a, *b]));
+            if !code.is_valid_on_wire() {
+                return Err(ProtocolError::InvalidCloseCode);
+            }
+            let reason = simdutf8::basic::from_utf8(reason)
+                .map_err(|_| ProtocolError::InvalidCloseReason)?;
+            Ok((code, reason))
+        }
+    }
+}
+
+impl Outgoing {
+    fn advance(&mut self, now: u64) {
+        // The host promises monotonic instants; never let time run backwards.
+        self.now = self.now.max(now);
+    }
+
+    fn queued(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    fn push_frame(&mut self, fin: bool, rsv: u8, opcode: OpCode, payload: &[u8]) {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        write_frame_rsv(&mut self.buf, fin, rsv, opcode, None, payload);
+    }
+
+    fn check_room(&self, frame_bytes: usize) -> Result<(), SendError> {
+        let queued = self.queued();
+        if queued > 0 && queued.saturating_add(frame_bytes) > self.config.high_water_mark {
+            return Err(SendError::Backpressure { queued });
+        }
+        Ok(())
+    }
+
+    fn send_data(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
+        if !matches!(self.state, State::Open) {
+            return Err(SendError::Closed);
+        }
+        let mut ext_buf = core::mem::take(&mut self.ext_buf);
+        ext_buf.clear();
+        let (payload, rsv) = match self
+            .ext
+            .as_mut()
+            .and_then(|e| e.encode_message(opcode, payload, &mut ext_buf))
+        {
+            Some(rsv) => (&ext_buf[..], rsv & 0x70),
+            None => (payload, 0),
+        };
+        let n = payload.len();
+        let frag = self.config.fragment_threshold.filter(|&t| t > 0 && n > t);
+        let total = match frag {
+            Some(t) => {
+                let (full, rem) = (n / t, n % t);
+                n + full * header_len(t) + if rem > 0 { header_len(rem) } else { 0 }
+            }
+            None => n + header_len(n),
+        };
+        let res = self.check_room(total);
+        if res.is_ok() {
+            self.buf.reserve(total);
+            match frag {
+                Some(t) => {
+                    let mut chunks = payload.chunks(t).peekable();
+                    let mut first = true;
+                    while let Some(c) = chunks.next() {
+                        let last = chunks.peek().is_none();
+                        let (op, r) = if first {
+                            (opcode, rsv)
+                        } else {
+                            (OpCode::Continuation, 0)
+                        };
+                        self.push_frame(last, r, op, c);
+                        first = false;
+                    }
+                }
+                None => self.push_frame(true, rsv, opcode, payload),
+            }
+        }
+        self.ext_buf = ext_buf;
+        if self.ext_buf.capacity() > RETAIN_CAPACITY {
+            self.ext_buf = Vec::new();
+        }
+        res
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
+        if !matches!(self.state, State::Open) {
+            return Err(SendError::Closed);
+        }
+        if payload.len() > 125 {
+            return Err(SendError::ControlTooLong);
+        }
+        self.check_room(payload.len() + 2)?;
+        self.push_frame(true, 0, opcode, payload);
+        Ok(())
+    }
+
+    /// Queues our close frame and enters `Closing`. The caller checked the
+    /// state is `Open` and the code is sendable.
+    fn start_close(&mut self, code: CloseCode, reason: &str) {
+        let mut p = [0u8; 125];
+        let reason = truncate_reason(reason).as_bytes();
+        p[..2].copy_from_slice(&code.as_u16().to_be_bytes());
+        p[2..2 + reason.len()].copy_from_slice(reason);
+        self.push_frame(true, 0, OpCode::Close, &p[..2 + reason.len()]);
+        self.state = State::Closing;
+        self.close_sent_at = self.now;
+    }
+
+    /// Fails the connection after a protocol violation by the peer
+    /// (RFC 6455 §7.1.7): close frame unless we sent one already, then
+    /// closed.
+    fn fail<F: FnMut(Event<'_>, &mut Outbox<'_>)>(&mut self, err: ProtocolError, f: &mut F) {
+        let (code, reason) = (err.close_code(), err.reason());
+        if matches!(self.state, State::Open) {
+            self.start_close(code, reason);
+        }
+        self.finish(code, reason, f);
+    }
+
+    /// Ends without a close handshake: 1006.
+    fn end_abnormally<F: FnMut(Event<'_>, &mut Outbox<'_>)>(
+        &mut self,
+        reason: &'static str,
+        f: &mut F,
+    ) {
+        self.finish(CloseCode::ABNORMAL, reason, f);
+    }
+
+    fn finish<F: FnMut(Event<'_>, &mut Outbox<'_>)>(
+        &mut self,
+        code: CloseCode,
+        reason: &'static str,
+        f: &mut F,
+    ) {
+        self.state = State::Closed(CloseFrame {
+            code,
+            reason: reason.to_owned(),
+        });
+        f(Event::Close(code, reason), &mut Outbox { out: self });
+    }
+}
+
+/// Header length of an unmasked server frame with `n` payload bytes.
+const fn header_len(n: usize) -> usize {
+    if n < 126 {
+        2
+    } else if n <= 0xFFFF {
+        4
+    } else {
+        10
+    }
+}
+
+impl Outbox<'_> {
+    /// Queues a text message, fragmented above
+    /// [`Config::fragment_threshold`].
+    ///
+    /// Fails with [`SendError::Closed`] unless the state is open, and with
+    /// [`SendError::Backpressure`] past [`Config::high_water_mark`].
+    pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
+        self.out.send_data(OpCode::Text, text.as_bytes())
+    }
+
+    /// Queues a binary message; otherwise like [`Outbox::send_text`].
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
+        self.out.send_data(OpCode::Binary, data)
+    }
+
+    /// Queues a ping. Fails with [`SendError::ControlTooLong`] over 125
+    /// bytes (never truncates), [`SendError::Closed`] unless open, or
+    /// [`SendError::Backpressure`].
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        self.out.send_control(OpCode::Ping, payload)
+    }
+
+    /// Queues a pong (for example an unsolicited heartbeat, or the answer to
+    /// a ping when [`Config::auto_pong`] is off); errors as [`Outbox::ping`].
+    pub fn pong(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        self.out.send_control(OpCode::Pong, payload)
+    }
+
+    /// Starts the close handshake: queues a close frame and enters
+    /// [`State::Closing`]; the close timeout starts. The reason is truncated
+    /// at a UTF-8 boundary to 123 bytes.
+    ///
+    /// Fails with [`SendError::InvalidCode`] for a code that may not be sent
+    /// (1004–1006, 1015, < 1000, 1016–2999, ≥ 5000) and with
+    /// [`SendError::Closed`] unless the state is open. Never refused for
+    /// backpressure.
+    pub fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), SendError> {
+        let code = code.into();
+        if !matches!(self.out.state, State::Open) {
+            return Err(SendError::Closed);
+        }
+        if !code.is_valid_on_wire() {
+            return Err(SendError::InvalidCode);
+        }
+        self.out.start_close(code, reason);
+        Ok(())
+    }
+
+    /// The connection's state.
+    pub fn state(&self) -> &State {
+        &self.out.state
+    }
+
+    /// How many bytes are queued for the socket.
+    pub fn queued_bytes(&self) -> usize {
+        self.out.queued()
+    }
+
+    /// The current instant, as last passed by the host.
+    pub fn now(&self) -> u64 {
+        self.out.now
+    }
+}
