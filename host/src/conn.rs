@@ -50,7 +50,12 @@ pub(crate) async fn serve(
         if buf.len() > limits.max_head_bytes {
             tracing::debug!(%peer, bytes = buf.len(), "request head too large");
             let body = "request header fields too large\n";
-            finish(&mut stream, &http::simple_response(431, "Request Header Fields Too Large", body), limits.write_timeout).await;
+            finish(
+                &mut stream,
+                &http::simple_response(431, "Request Header Fields Too Large", body),
+                limits.write_timeout,
+            )
+            .await;
             return;
         }
         let room = limits.max_head_bytes + 1 - buf.len();
@@ -64,7 +69,12 @@ pub(crate) async fn serve(
             Err(_elapsed) => {
                 tracing::info!(%peer, bytes = buf.len(), "timed out waiting for the request head");
                 let body = "timed out waiting for the request head\n";
-                finish(&mut stream, &http::simple_response(408, "Request Timeout", body), limits.write_timeout).await;
+                finish(
+                    &mut stream,
+                    &http::simple_response(408, "Request Timeout", body),
+                    limits.write_timeout,
+                )
+                .await;
                 return;
             }
             Ok(Ok(0)) => {
@@ -94,7 +104,12 @@ pub(crate) async fn serve(
         Ok(guest) => guest,
         Err(e) => {
             tracing::error!(%peer, "instantiating the component failed: {e}");
-            finish(&mut stream, &http::simple_response(503, "Service Unavailable", "no instance available\n"), limits.write_timeout).await;
+            finish(
+                &mut stream,
+                &http::simple_response(503, "Service Unavailable", "no instance available\n"),
+                limits.write_timeout,
+            )
+            .await;
             return;
         }
     };
@@ -109,12 +124,22 @@ pub(crate) async fn serve(
             // The host found an empty line but the guest's parser disagrees:
             // treat it as malformed rather than waiting for more.
             tracing::warn!(%peer, "guest found no complete head where the host did");
-            finish(&mut stream, &http::simple_response(400, "Bad Request", "malformed request head\n"), limits.write_timeout).await;
+            finish(
+                &mut stream,
+                &http::simple_response(400, "Bad Request", "malformed request head\n"),
+                limits.write_timeout,
+            )
+            .await;
             return;
         }
         Err(e) => {
             tracing::warn!(%peer, "guest failed on the request head: {e}");
-            finish(&mut stream, &http::simple_response(500, "Internal Server Error", "internal error\n"), limits.write_timeout).await;
+            finish(
+                &mut stream,
+                &http::simple_response(500, "Internal Server Error", "internal error\n"),
+                limits.write_timeout,
+            )
+            .await;
             return;
         }
     };
@@ -128,7 +153,12 @@ pub(crate) async fn serve(
         if let Some(conn) = connection {
             guest.drop_resource(conn);
         }
-        finish(&mut stream, &http::simple_response(500, "Internal Server Error", "internal error\n"), limits.write_timeout).await;
+        finish(
+            &mut stream,
+            &http::simple_response(500, "Internal Server Error", "internal error\n"),
+            limits.write_timeout,
+        )
+        .await;
         return;
     }
     let Some(conn) = connection else {
@@ -278,7 +308,10 @@ async fn write_all(stream: &mut TcpStream, bytes: &[u8], timeout: Duration) -> i
     }
     match tokio::time::timeout(timeout, stream.write_all(&bytes[off..])).await {
         Ok(result) => result,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out (peer not reading)")),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "write timed out (peer not reading)",
+        )),
     }
 }
 

@@ -88,7 +88,10 @@ mod tests {
 
     #[test]
     fn finds_crlf_and_lf_terminators() {
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nxyz", 0), Some(25));
+        assert_eq!(
+            find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nxyz", 0),
+            Some(24)
+        );
         assert_eq!(find_head_end(b"GET / HTTP/1.1\nA: b\n\nxyz", 0), Some(21));
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n", 0), None);
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r", 0), None);
@@ -100,7 +103,11 @@ mod tests {
         for split in 0..full.len() {
             let first = find_head_end(&full[..split], 0);
             assert_eq!(first, None, "split {split}");
-            assert_eq!(find_head_end(full, split), Some(full.len()), "split {split}");
+            assert_eq!(
+                find_head_end(full, split),
+                Some(full.len()),
+                "split {split}"
+            );
         }
     }
 

@@ -159,8 +159,7 @@ impl ServerBuilder {
         let wasm = match self.source {
             Source::Bundled => ECHO_COMPONENT.to_vec(),
             Source::Bytes(bytes) => bytes,
-            Source::File(path) => tokio::fs::read(&path)
-                .await
+            Source::File(path) => std::fs::read(&path)
                 .with_context(|| format!("reading component {}", path.display()))?,
         };
         let limits = self.limits;
@@ -293,7 +292,8 @@ impl Server {
         drop(self.listener);
         let _ = stop_tx.send(true);
         drop(done_tx);
-        let drained = tokio::time::timeout(self.shared.limits.shutdown_timeout, done_rx.recv()).await;
+        let drained =
+            tokio::time::timeout(self.shared.limits.shutdown_timeout, done_rx.recv()).await;
         if drained.is_err() {
             tracing::warn!(
                 open = self.live.load(Ordering::Relaxed),

@@ -72,7 +72,8 @@ struct Serve {
 }
 
 fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(value).with_context(|| format!("--{name} must be a non-negative number of seconds"))
+    Duration::try_from_secs_f64(value)
+        .with_context(|| format!("--{name} must be a non-negative number of seconds"))
 }
 
 fn main() -> anyhow::Result<()> {

@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::Limits;
@@ -30,7 +33,7 @@ mod bindings {
 }
 
 pub use bindings::exports::ws_edge::websocket::websocket_request::{
-    CloseFrame, ConnectionState, Handshake, HeadResult, Response, Transmit, Transport,
+    ConnectionState, HeadResult, Transmit, Transport,
 };
 
 /// How often the background thread advances the engine's epoch. CPU deadlines
@@ -85,10 +88,11 @@ impl Runtime {
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .parallel_compilation(true);
-        let engine = Engine::new(&config).map_err(|e| anyhow!("creating the wasmtime engine: {e}"))?;
+        let engine =
+            Engine::new(&config).map_err(|e| anyhow!("creating the wasmtime engine: {e}"))?;
 
-        let component = Component::new(&engine, wasm)
-            .map_err(|e| anyhow!("compiling the component: {e:?}"))?;
+        let component =
+            Component::new(&engine, wasm).map_err(|e| anyhow!("compiling the component: {e:?}"))?;
         let mut linker = Linker::<ConnData>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| anyhow!("adding WASI to the linker: {e}"))?;
@@ -96,12 +100,13 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("linking the component: {e:?}"))?;
         let pre = bindings::WebsocketServerPre::new(instance_pre).map_err(|e| {
-            anyhow!("the component does not export ws-edge:websocket/websocket-request@0.1.0: {e:?}")
+            anyhow!(
+                "the component does not export ws-edge:websocket/websocket-request@0.1.0: {e:?}"
+            )
         })?;
 
         let tick_ms = EPOCH_TICK.as_millis().max(1);
-        let deadline_ticks =
-            u64::try_from(limits.cpu_deadline.as_millis().div_ceil(tick_ms)).unwrap_or(u64::MAX).max(1)
+        let deadline_ticks = u64::try_from(limits.cpu_deadline.as_millis().div_ceil(tick_ms)).unwrap_or(u64::MAX).max(1)
                 // The current tick may end right after the call starts.
                 + 1;
 
@@ -182,7 +187,9 @@ fn guarded<R>(call: impl FnOnce() -> wasmtime::Result<R>) -> Result<R, GuestErro
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
-            Err(GuestError(format!("host panicked during a guest call: {msg}")))
+            Err(GuestError(format!(
+                "host panicked during a guest call: {msg}"
+            )))
         }
     }
 }
@@ -222,16 +229,27 @@ impl Guest {
     }
 
     /// Calls `connection.receive`.
-    pub(crate) fn receive(&mut self, conn: ResourceAny, data: &[u8], now: u64) -> Result<Transmit, GuestError> {
+    pub(crate) fn receive(
+        &mut self,
+        conn: ResourceAny,
+        data: &[u8],
+        now: u64,
+    ) -> Result<Transmit, GuestError> {
         self.store.set_epoch_deadline(self.deadline_ticks);
-        let c = self.bindings.ws_edge_websocket_websocket_request().connection();
+        let c = self
+            .bindings
+            .ws_edge_websocket_websocket_request()
+            .connection();
         guarded(|| c.call_receive(&mut self.store, conn, data, now))
     }
 
     /// Calls `connection.tick`.
     pub(crate) fn tick(&mut self, conn: ResourceAny, now: u64) -> Result<Transmit, GuestError> {
         self.store.set_epoch_deadline(self.deadline_ticks);
-        let c = self.bindings.ws_edge_websocket_websocket_request().connection();
+        let c = self
+            .bindings
+            .ws_edge_websocket_websocket_request()
+            .connection();
         guarded(|| c.call_tick(&mut self.store, conn, now))
     }
 
@@ -244,14 +262,24 @@ impl Guest {
         now: u64,
     ) -> Result<Transmit, GuestError> {
         self.store.set_epoch_deadline(self.deadline_ticks);
-        let c = self.bindings.ws_edge_websocket_websocket_request().connection();
+        let c = self
+            .bindings
+            .ws_edge_websocket_websocket_request()
+            .connection();
         guarded(|| c.call_close(&mut self.store, conn, code, reason, now))
     }
 
     /// Calls `connection.disconnected`.
-    pub(crate) fn disconnected(&mut self, conn: ResourceAny, now: u64) -> Result<Transmit, GuestError> {
+    pub(crate) fn disconnected(
+        &mut self,
+        conn: ResourceAny,
+        now: u64,
+    ) -> Result<Transmit, GuestError> {
         self.store.set_epoch_deadline(self.deadline_ticks);
-        let c = self.bindings.ws_edge_websocket_websocket_request().connection();
+        let c = self
+            .bindings
+            .ws_edge_websocket_websocket_request()
+            .connection();
         guarded(|| c.call_disconnected(&mut self.store, conn, now))
     }
 

@@ -47,14 +47,22 @@ impl Handler for Chat {
             return reject(403, "origin not allowed");
         }
 
-        let Some(protocol) = PROTOCOLS.iter().find(|p| request.find_protocol(p).is_some()) else {
+        let Some(protocol) = PROTOCOLS
+            .iter()
+            .find(|p| request.find_protocol(p).is_some())
+        else {
             return reject(400, "no supported subprotocol offered (chat.v2, chat.v1)");
         };
 
         let token = request
             .cookie("chat_token")
             .map(|c| c.into_owned())
-            .or_else(|| request.resource_url().query_value("token").map(|t| t.into_owned()));
+            .or_else(|| {
+                request
+                    .resource_url()
+                    .query_value("token")
+                    .map(|t| t.into_owned())
+            });
         let user = token
             .as_deref()
             .and_then(|t| TOKENS.iter().find(|(known, _)| *known == t))

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_tungstenite::tungstenite::Message;
@@ -21,14 +21,23 @@ struct Cdp {
 
 impl Cdp {
     /// Sends a command and waits for its result, collecting events on the way.
-    async fn call(&mut self, session: Option<&str>, method: &str, params: Value, events: &mut Vec<Value>) -> Value {
+    async fn call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+        events: &mut Vec<Value>,
+    ) -> Value {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({ "id": id, "method": method, "params": params });
         if let Some(session) = session {
             msg["sessionId"] = json!(session);
         }
-        self.ws.send(Message::text(msg.to_string())).await.expect("cdp send");
+        self.ws
+            .send(Message::text(msg.to_string()))
+            .await
+            .expect("cdp send");
         loop {
             let reply = self.recv().await;
             if reply["id"] == json!(id) {
@@ -111,20 +120,42 @@ async fn chromium_round_trips_through_the_demo_page() {
     // Keep draining stderr so chromium never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
-    let (ws, _) = tokio_tungstenite::connect_async(endpoint.as_str()).await.expect("cdp connect");
+    let (ws, _) = tokio_tungstenite::connect_async(endpoint.as_str())
+        .await
+        .expect("cdp connect");
     let mut cdp = Cdp { ws, next_id: 0 };
     let mut events = Vec::new();
     let target = cdp
-        .call(None, "Target.createTarget", json!({ "url": "about:blank" }), &mut events)
+        .call(
+            None,
+            "Target.createTarget",
+            json!({ "url": "about:blank" }),
+            &mut events,
+        )
         .await;
     let target_id = target["targetId"].as_str().expect("targetId").to_owned();
     let attached = cdp
-        .call(None, "Target.attachToTarget", json!({ "targetId": target_id, "flatten": true }), &mut events)
+        .call(
+            None,
+            "Target.attachToTarget",
+            json!({ "targetId": target_id, "flatten": true }),
+            &mut events,
+        )
         .await;
-    let session = attached["sessionId"].as_str().expect("sessionId").to_owned();
-    cdp.call(Some(&session), "Page.enable", json!({}), &mut events).await;
+    let session = attached["sessionId"]
+        .as_str()
+        .expect("sessionId")
+        .to_owned();
+    cdp.call(Some(&session), "Page.enable", json!({}), &mut events)
+        .await;
     let page_url = format!("http://{}/", server.addr);
-    cdp.call(Some(&session), "Page.navigate", json!({ "url": page_url }), &mut events).await;
+    cdp.call(
+        Some(&session),
+        "Page.navigate",
+        json!({ "url": page_url }),
+        &mut events,
+    )
+    .await;
     cdp.wait_event("Page.loadEventFired", &mut events).await;
 
     let result = cdp
@@ -139,7 +170,10 @@ async fn chromium_round_trips_through_the_demo_page() {
             &mut events,
         )
         .await;
-    assert!(result.get("exceptionDetails").is_none(), "page script failed: {result}");
+    assert!(
+        result.get("exceptionDetails").is_none(),
+        "page script failed: {result}"
+    );
     assert_eq!(result["result"]["value"], json!("hello from chromium"));
 
     // The page's own connection and the probe's text are in the DOM.
@@ -151,7 +185,12 @@ async fn chromium_round_trips_through_the_demo_page() {
             &mut events,
         )
         .await;
-    assert!(log["result"]["value"].as_str().is_some_and(|t| t.contains("hello from chromium")), "{log}");
+    assert!(
+        log["result"]["value"]
+            .as_str()
+            .is_some_and(|t| t.contains("hello from chromium")),
+        "{log}"
+    );
 
     let close = json!({ "id": 0, "method": "Browser.close" });
     let _ = cdp.ws.send(Message::text(close.to_string())).await;

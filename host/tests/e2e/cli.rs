@@ -74,5 +74,8 @@ fn help_documents_every_flag_with_its_default() {
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
-    assert!(help.matches("[default: ").count() >= 8, "defaults shown:\n{help}");
+    assert!(
+        help.matches("[default: ").count() >= 8,
+        "defaults shown:\n{help}"
+    );
 }

@@ -21,7 +21,10 @@ async fn drill(component: &str, trigger: &str, limits: Limits) {
     // After the upgrade: the connection is closed with 1011.
     let mut victim = connect(&server.url("/")).await;
     assert_echo(&mut victim, "fine so far").await;
-    victim.send(Message::text(trigger)).await.expect("send trigger");
+    victim
+        .send(Message::text(trigger))
+        .await
+        .expect("send trigger");
     expect_close(&mut victim, 1011).await;
 
     assert_echo(&mut bystander, "still here").await;

@@ -23,7 +23,10 @@ async fn malformed_heads_get_400_426_431() {
                    Sec-WebSocket-Version: 13\r\n\r\n";
     let (r, _) = raw_exchange(server.addr, no_key).await;
     assert_eq!(r.status, 400, "{r:?}");
-    assert!(r.header("x-websocket-reject-reason").is_some(), "names the rule: {r:?}");
+    assert!(
+        r.header("x-websocket-reject-reason").is_some(),
+        "names the rule: {r:?}"
+    );
     assert_eq!(r.header("connection"), Some("close"));
 
     let v7 = String::from_utf8(upgrade_request("/", ""))
@@ -31,7 +34,9 @@ async fn malformed_heads_get_400_426_431() {
         .replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 7");
     let (r, _) = raw_exchange(server.addr, v7.as_bytes()).await;
     assert_eq!(r.status, 426, "{r:?}");
-    let versions = r.header("sec-websocket-version").expect("advertises versions");
+    let versions = r
+        .header("sec-websocket-version")
+        .expect("advertises versions");
     assert!(versions.contains("13"), "{versions}");
 
     let not_get = String::from_utf8(upgrade_request("/", ""))
@@ -60,7 +65,10 @@ async fn trickled_head_and_early_frames() {
     let mut stream = TcpStream::connect(server.addr).await.expect("connect");
     let head = upgrade_request("/", "");
     for byte in &head[..head.len() - 1] {
-        stream.write_all(std::slice::from_ref(byte)).await.expect("write");
+        stream
+            .write_all(std::slice::from_ref(byte))
+            .await
+            .expect("write");
     }
     // The last byte of the head and a first frame in one write: the frame
     // must reach the connection.
@@ -91,9 +99,15 @@ async fn demo_page_without_upgrade() {
     let server = TestServer::echo().await;
     let (r, _) = raw_exchange(server.addr, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").is_some_and(|t| t.starts_with("text/html")));
+    assert!(
+        r.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html"))
+    );
     let body = String::from_utf8(r.body).expect("utf8 page");
-    assert!(body.contains("new WebSocket("), "the page opens a WebSocket");
+    assert!(
+        body.contains("new WebSocket("),
+        "the page opens a WebSocket"
+    );
     server.shutdown().await;
 }
 
@@ -108,7 +122,7 @@ async fn reject_component_answers_403_with_reason() {
     );
     assert_eq!(r.body, b"WebSocket connections are not accepted here.\n");
     // Validation still comes first.
-    let (r, _) = raw_exchange(server.addr, b"GET / HTTP/1.0\r\n\r\n").await;
+    let (r, _) = raw_exchange(server.addr, b"GET /ws HTTP/1.0\r\n\r\n").await;
     assert_eq!(r.status, 400, "{r:?}");
     server.shutdown().await;
 }
@@ -132,11 +146,31 @@ async fn chat_auth_rejections() {
     let cookie = "Cookie: theme=dark; chat_token=alice-secret\r\n";
 
     let cases: [(Vec<u8>, u16, &str); 5] = [
-        (chat_request(Some("https://evil.example"), Some("chat.v2"), cookie), 403, "origin not allowed"),
-        (chat_request(None, Some("chat.v2"), cookie), 403, "origin not allowed"),
-        (chat_request(good_origin, Some("xmpp, mqtt"), cookie), 400, "no supported subprotocol offered (chat.v2, chat.v1)"),
-        (chat_request(good_origin, Some("chat.v1"), ""), 401, "missing or invalid token"),
-        (chat_request(good_origin, Some("chat.v1"), "Cookie: chat_token=wrong\r\n"), 401, "missing or invalid token"),
+        (
+            chat_request(Some("https://evil.example"), Some("chat.v2"), cookie),
+            403,
+            "origin not allowed",
+        ),
+        (
+            chat_request(None, Some("chat.v2"), cookie),
+            403,
+            "origin not allowed",
+        ),
+        (
+            chat_request(good_origin, Some("xmpp, mqtt"), cookie),
+            400,
+            "no supported subprotocol offered (chat.v2, chat.v1)",
+        ),
+        (
+            chat_request(good_origin, Some("chat.v1"), ""),
+            401,
+            "missing or invalid token",
+        ),
+        (
+            chat_request(good_origin, Some("chat.v1"), "Cookie: chat_token=wrong\r\n"),
+            401,
+            "missing or invalid token",
+        ),
     ];
     for (request, status, reason) in cases {
         let (r, _) = raw_exchange(server.addr, &request).await;
@@ -159,7 +193,11 @@ async fn chat_auth_accepts_with_cookie_or_token() {
     );
     let (r, _) = raw_exchange(server.addr, &request).await;
     assert_eq!(r.status, 101, "{r:?}");
-    assert_eq!(r.header("sec-websocket-protocol"), Some("chat.v2"), "server preference wins");
+    assert_eq!(
+        r.header("sec-websocket-protocol"),
+        Some("chat.v2"),
+        "server preference wins"
+    );
     let set_cookie = r.header("set-cookie").expect("sets a cookie");
     assert!(set_cookie.starts_with("chat_user=alice"), "{set_cookie}");
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
@@ -174,9 +212,14 @@ async fn chat_auth_accepts_with_cookie_or_token() {
         .insert("Origin", "https://chat.example".parse().expect("header"));
     req.headers_mut()
         .insert("Sec-WebSocket-Protocol", "chat.v1".parse().expect("header"));
-    let (mut ws, response) = tokio_tungstenite::connect_async(req).await.expect("accepted");
+    let (mut ws, response) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("accepted");
     assert_eq!(
-        response.headers().get("sec-websocket-protocol").map(|v| v.as_bytes()),
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.as_bytes()),
         Some(&b"chat.v1"[..])
     );
     ws.send(Message::text("hi all")).await.expect("send");
@@ -200,7 +243,10 @@ async fn peer_vanishing_mid_handshake_is_harmless() {
     let mut ws = connect(&server.url("/")).await;
     assert_echo(&mut ws, "fine").await;
     let mut probe = TcpStream::connect(server.addr).await.expect("connect");
-    probe.write_all(&upgrade_request("/", "")).await.expect("write");
+    probe
+        .write_all(&upgrade_request("/", ""))
+        .await
+        .expect("write");
     let mut buf = [0u8; 12];
     probe.read_exact(&mut buf).await.expect("status line");
     assert_eq!(&buf, b"HTTP/1.1 101");

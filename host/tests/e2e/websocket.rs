@@ -66,7 +66,11 @@ async fn fragmented_message_and_interleaved_ping() {
         stream.write_all(chunk).await.expect("write");
     }
     let (fin, opcode, payload) = read_server_frame(&mut stream).await;
-    assert_eq!((fin, opcode, &payload[..]), (true, 0xA, &b"p1"[..]), "pong first");
+    assert_eq!(
+        (fin, opcode, &payload[..]),
+        (true, 0xA, &b"p1"[..]),
+        "pong first"
+    );
     let (fin, opcode, payload) = read_server_frame(&mut stream).await;
     assert_eq!((fin, opcode), (true, 0x1));
     assert_eq!(payload, b"Hello, fragments!");
@@ -74,15 +78,21 @@ async fn fragmented_message_and_interleaved_ping() {
     // Client-initiated close: the server echoes the code and closes TCP.
     let mut close = 1000u16.to_be_bytes().to_vec();
     close.extend_from_slice(b"bye");
-    stream.write_all(&client_frame(true, 0x8, &close)).await.expect("write close");
+    stream
+        .write_all(&client_frame(true, 0x8, &close))
+        .await
+        .expect("write close");
     let (_, opcode, payload) = read_server_frame(&mut stream).await;
     assert_eq!(opcode, 0x8);
     assert_eq!(&payload[..2], &1000u16.to_be_bytes());
     let mut rest = Vec::new();
-    tokio::time::timeout(STEP, tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut rest))
-        .await
-        .expect("server closes TCP")
-        .expect("clean EOF");
+    tokio::time::timeout(
+        STEP,
+        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut rest),
+    )
+    .await
+    .expect("server closes TCP")
+    .expect("clean EOF");
     assert!(rest.is_empty(), "nothing after the close frame");
     server.shutdown().await;
 }
@@ -91,7 +101,9 @@ async fn fragmented_message_and_interleaved_ping() {
 async fn ping_pong() {
     let server = TestServer::echo().await;
     let mut ws = connect(&server.url("/")).await;
-    ws.send(Message::Ping(b"are you there".to_vec().into())).await.expect("ping");
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .expect("ping");
     let msg = tokio::time::timeout(STEP, futures_util::StreamExt::next(&mut ws))
         .await
         .expect("pong in time")
@@ -119,7 +131,10 @@ async fn client_initiated_close() {
     let end = tokio::time::timeout(STEP, futures_util::StreamExt::next(&mut ws))
         .await
         .expect("stream ends in time");
-    assert!(end.is_none(), "stream ended after the close handshake: {end:?}");
+    assert!(
+        end.is_none(),
+        "stream ended after the close handshake: {end:?}"
+    );
     server.shutdown().await;
 }
 
