@@ -66,7 +66,7 @@ pub(crate) fn close_frame(code: u16, reason: &str) -> Vec<u8> {
     let mut reason = reason.as_bytes();
     if reason.len() > 123 {
         let mut end = 123;
-        while !std::str::from_utf8(&reason[..end]).is_ok() {
+        while std::str::from_utf8(&reason[..end]).is_err() {
             end -= 1;
         }
         reason = &reason[..end];

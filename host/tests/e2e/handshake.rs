@@ -79,6 +79,7 @@ async fn trickled_head_and_early_frames() {
     assert_eq!(r.status, 101);
     let (_, opcode, payload) = read_server_frame(&mut stream).await;
     assert_eq!((opcode, &payload[..]), (0x1, &b"early"[..]));
+    drop(stream);
     server.shutdown().await;
 }
 
@@ -227,6 +228,7 @@ async fn chat_auth_accepts_with_cookie_or_token() {
         Message::Text(t) => assert_eq!(t.as_str(), "bob: hi all"),
         other => panic!("unexpected {other:?}"),
     }
+    drop(ws);
     server.shutdown().await;
 }
 
@@ -250,5 +252,6 @@ async fn peer_vanishing_mid_handshake_is_harmless() {
     let mut buf = [0u8; 12];
     probe.read_exact(&mut buf).await.expect("status line");
     assert_eq!(&buf, b"HTTP/1.1 101");
+    drop((ws, probe));
     server.shutdown().await;
 }

@@ -40,6 +40,7 @@ async fn large_message_echo() {
     }
     let text = "ab€".repeat(22_000);
     assert_echo(&mut ws, &text).await;
+    drop(ws);
     server.shutdown().await;
 }
 
@@ -111,6 +112,7 @@ async fn ping_pong() {
         .expect("ok");
     assert_eq!(msg, Message::Pong(b"are you there".to_vec().into()));
     assert_echo(&mut ws, "still echoing").await;
+    drop(ws);
     server.shutdown().await;
 }
 
