@@ -68,9 +68,14 @@ fn main() {
         "wit",
         "Cargo.toml",
         "Cargo.lock",
-        ".cargo",
+        ".cargo/config.toml",
     ] {
-        println!("cargo:rerun-if-changed={}", workspace.join(path).display());
+        // A path that does not exist would make cargo rerun this script (and
+        // rebuild the host) every time.
+        let path = workspace.join(path);
+        if path.exists() {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
     }
     println!("cargo:rerun-if-env-changed=WS_EDGE_SKIP_GUEST_BUILD");
 

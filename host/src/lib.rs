@@ -28,6 +28,8 @@
 
 mod conn;
 mod http;
+#[doc(hidden)]
+pub mod measure;
 mod runtime;
 
 use std::future::Future;
