@@ -390,3 +390,153 @@ impl<H: Handler> wit::GuestConnection for GuestConnection<H> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Native tests of the paths that create no resource (creating an
+    //! exported resource natively aborts: the accept path is tested through
+    //! the host).
+
+    use super::*;
+
+    struct NoThanks;
+
+    impl Handler for NoThanks {
+        fn on_request(request: &Request) -> Decision<Self> {
+            Decision::Reject(
+                RejectOptions::new(451)
+                    .reason(format!("{} is unavailable", request.resource()))
+                    .header("X-Extra", "1")
+                    .body("gone"),
+            )
+        }
+    }
+
+    struct BadOptions;
+
+    impl Handler for BadOptions {
+        fn on_request(_request: &Request) -> Decision<Self> {
+            Decision::reject(99, "not a valid status")
+        }
+    }
+
+    const HEAD: &[u8] = b"GET /room HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+
+    fn transport() -> wit::Transport {
+        wit::Transport {
+            peer: Some("[2001:db8::1]:443".into()),
+            tls: true,
+        }
+    }
+
+    fn complete(result: wit::HeadResult) -> wit::HeadHandshake {
+        match result {
+            wit::HeadResult::Complete(hh) => hh,
+            wit::HeadResult::Incomplete => panic!("complete head expected"),
+        }
+    }
+
+    #[test]
+    fn handler_rejection_is_serialized_consistently() {
+        let hh = complete(<Component<NoThanks> as wit::Guest>::handle_head(
+            HEAD.to_vec(),
+            transport(),
+            0,
+        ));
+        assert_eq!(hh.consumed as usize, HEAD.len());
+        assert!(hh.handshake.connection.is_none());
+        let r = hh.handshake.response;
+        assert_eq!(r.status, 451);
+        assert_eq!(r.body, b"gone");
+        let reason = r
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("x-websocket-reject-reason"))
+            .expect("reason header");
+        assert_eq!(reason.value, b"/room is unavailable");
+        // `wire` is exactly the structured response, serialized.
+        let mut expected = format!("HTTP/1.1 451 {}\r\n", r.reason).into_bytes();
+        for h in &r.headers {
+            expected.extend_from_slice(h.name.as_bytes());
+            expected.extend_from_slice(b": ");
+            expected.extend_from_slice(&h.value);
+            expected.extend_from_slice(b"\r\n");
+        }
+        expected.extend_from_slice(b"\r\n");
+        expected.extend_from_slice(&r.body);
+        assert_eq!(r.wire, expected);
+    }
+
+    #[test]
+    fn validation_failures_never_reach_the_handler() {
+        let bad = String::from_utf8(HEAD.to_vec())
+            .expect("ascii")
+            .replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 9");
+        let hh = complete(<Component<BadOptions> as wit::Guest>::handle_head(
+            bad.into_bytes(),
+            transport(),
+            0,
+        ));
+        assert_eq!(hh.handshake.response.status, 426);
+
+        let partial =
+            <Component<NoThanks> as wit::Guest>::handle_head(HEAD[..30].to_vec(), transport(), 0);
+        assert!(matches!(partial, wit::HeadResult::Incomplete));
+    }
+
+    #[test]
+    fn invalid_reject_options_become_a_500() {
+        let hh = complete(<Component<BadOptions> as wit::Guest>::handle_head(
+            HEAD.to_vec(),
+            transport(),
+            0,
+        ));
+        assert_eq!(hh.handshake.response.status, 500);
+        assert!(hh.handshake.connection.is_none());
+    }
+
+    #[test]
+    fn handle_request_and_preview_match_handle_head() {
+        let preview = <Component<NoThanks> as wit::Guest>::preview_head(HEAD.to_vec(), transport());
+        let wit::HeadResponse::Complete(r) = preview else {
+            panic!("complete expected");
+        };
+        assert_eq!(r.status, 451);
+
+        let request = wit::Request {
+            method: "GET".into(),
+            target: "/room".into(),
+            version: wit::HttpVersion { major: 1, minor: 1 },
+            headers: [
+                ("Host", "a"),
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ("Sec-WebSocket-Version", "13"),
+            ]
+            .iter()
+            .map(|(n, v)| wit::Header {
+                name: (*n).into(),
+                value: v.as_bytes().to_vec(),
+            })
+            .collect(),
+            transport: transport(),
+        };
+        let hs = <Component<NoThanks> as wit::Guest>::handle_request(request, 0);
+        assert_eq!(hs.response.wire, r.wire);
+    }
+
+    #[test]
+    fn transport_peer_is_parsed_or_dropped() {
+        let t = core_transport(&transport());
+        assert_eq!(t.peer.map(|p| p.port()), Some(443));
+        assert!(t.tls);
+        let t = core_transport(&wit::Transport {
+            peer: Some("not an address".into()),
+            tls: false,
+        });
+        assert_eq!(t.peer, None);
+    }
+}

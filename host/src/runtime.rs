@@ -216,6 +216,32 @@ pub(crate) struct Guest {
 }
 
 impl Guest {
+    /// Calls `handle-request` (not used by the TCP host, which has raw bytes).
+    #[cfg(test)]
+    pub(crate) fn handle_request(
+        &mut self,
+        request: &bindings::exports::ws_edge::websocket::websocket_request::Request,
+        now: u64,
+    ) -> Result<bindings::exports::ws_edge::websocket::websocket_request::Handshake, GuestError>
+    {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let iface = self.bindings.ws_edge_websocket_websocket_request();
+        guarded(|| iface.call_handle_request(&mut self.store, request, now))
+    }
+
+    /// Calls `preview-head`.
+    #[cfg(test)]
+    pub(crate) fn preview_head(
+        &mut self,
+        head: &[u8],
+        transport: &Transport,
+    ) -> Result<bindings::exports::ws_edge::websocket::websocket_request::HeadResponse, GuestError>
+    {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let iface = self.bindings.ws_edge_websocket_websocket_request();
+        guarded(|| iface.call_preview_head(&mut self.store, head, transport))
+    }
+
     /// Calls `handle-head`.
     pub(crate) fn handle_head(
         &mut self,
@@ -290,5 +316,152 @@ impl Guest {
         if let Err(e) = guarded(|| conn.resource_drop(&mut self.store)) {
             tracing::debug!("dropping the connection resource failed: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every function of the WIT interface, called through wasmtime on the
+    //! bundled echo component.
+
+    use super::bindings::exports::ws_edge::websocket::websocket_request as wit;
+    use super::*;
+
+    const HEAD: &[u8] = b"GET /x HTTP/1.1\r\nHost: a.example\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+
+    fn runtime() -> Runtime {
+        let limits = Limits {
+            max_connections: 4,
+            ..Limits::default()
+        };
+        Runtime::new(crate::ECHO_COMPONENT, &limits).expect("echo compiles")
+    }
+
+    fn transport() -> Transport {
+        Transport {
+            peer: Some("192.0.2.1:5000".into()),
+            tls: false,
+        }
+    }
+
+    fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8, 9, 8, 7, 6];
+        f.extend(
+            payload
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ [9, 8, 7, 6][i % 4]),
+        );
+        f
+    }
+
+    #[test]
+    fn handle_head_incomplete_then_complete_with_leftover() {
+        let rt = runtime();
+        let mut g = rt.instantiate().expect("instance");
+        let partial = g.handle_head(&HEAD[..40], &transport(), 0).expect("call");
+        assert!(matches!(partial, HeadResult::Incomplete));
+
+        let mut bytes = HEAD.to_vec();
+        bytes.extend(masked(0x1, b"hi"));
+        let HeadResult::Complete(hh) = g.handle_head(&bytes, &transport(), 0).expect("call") else {
+            panic!("complete head expected");
+        };
+        assert_eq!(hh.consumed as usize, HEAD.len());
+        let r = &hh.handshake.response;
+        assert_eq!(r.status, 101);
+        assert!(r.wire.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(
+            r.headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept")
+                    && h.value == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        );
+        let conn = hh.handshake.connection.expect("accepted");
+
+        let t = g.receive(conn, &bytes[HEAD.len()..], 1).expect("receive");
+        assert_eq!(t.bytes, [0x81, 2, b'h', b'i']);
+        assert!(matches!(t.state, ConnectionState::Open));
+        assert!(t.deadline.is_some(), "keepalive armed");
+
+        // Host-initiated close, then the peer's reply completes it.
+        let t = g.close(conn, 1001, "bye", 2).expect("close");
+        assert_eq!(&t.bytes[..4], &[0x88, 5, 0x03, 0xE9]);
+        assert!(matches!(t.state, ConnectionState::Closing));
+        let t = g
+            .receive(conn, &masked(0x8, &1001u16.to_be_bytes()), 3)
+            .expect("receive");
+        assert!(t.bytes.is_empty());
+        let ConnectionState::Closed(frame) = t.state else {
+            panic!("closed expected");
+        };
+        assert_eq!(frame.code, 1001);
+        assert_eq!(t.deadline, None);
+        g.drop_resource(conn);
+    }
+
+    #[test]
+    fn tick_and_disconnected() {
+        let rt = runtime();
+        let mut g = rt.instantiate().expect("instance");
+        let HeadResult::Complete(hh) = g.handle_head(HEAD, &transport(), 100).expect("call") else {
+            panic!("complete head expected");
+        };
+        let conn = hh.handshake.connection.expect("accepted");
+        let t = g.tick(conn, 100).expect("tick");
+        assert!(t.bytes.is_empty(), "nothing due yet");
+        let deadline = t.deadline.expect("keepalive deadline");
+        let t = g.tick(conn, deadline).expect("tick");
+        assert_eq!(t.bytes, [0x89, 0], "keepalive ping");
+        let t = g.disconnected(conn, deadline + 1).expect("disconnected");
+        let ConnectionState::Closed(frame) = t.state else {
+            panic!("closed expected");
+        };
+        assert_eq!(frame.code, 1006);
+        g.drop_resource(conn);
+    }
+
+    #[test]
+    fn handle_request_and_preview_head() {
+        let rt = runtime();
+        let mut g = rt.instantiate().expect("instance");
+        let header = |n: &str, v: &str| wit::Header {
+            name: n.into(),
+            value: v.as_bytes().to_vec(),
+        };
+        let mut request = wit::Request {
+            method: "GET".into(),
+            target: "/chat".into(),
+            version: wit::HttpVersion { major: 1, minor: 1 },
+            headers: vec![
+                header("Host", "a.example"),
+                header("Upgrade", "websocket"),
+                header("Connection", "Upgrade"),
+                header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                header("Sec-WebSocket-Version", "13"),
+            ],
+            transport: transport(),
+        };
+        let hs = g.handle_request(&request, 0).expect("call");
+        assert_eq!(hs.response.status, 101);
+        let conn = hs.connection.expect("accepted");
+        g.drop_resource(conn);
+
+        request.headers.truncate(3);
+        let hs = g.handle_request(&request, 0).expect("call");
+        assert_eq!(hs.response.status, 400);
+        assert!(hs.connection.is_none());
+
+        let wit::HeadResponse::Complete(r) = g.preview_head(HEAD, &transport()).expect("call")
+        else {
+            panic!("complete expected");
+        };
+        assert_eq!(r.status, 101);
+        assert!(matches!(
+            g.preview_head(b"GET / HT", &transport()).expect("call"),
+            wit::HeadResponse::Incomplete
+        ));
     }
 }
