@@ -18,7 +18,7 @@
 
 use std::borrow::Cow;
 
-use super::http::{Lines, SplitQuoted, is_token, trim_ows, unquote};
+use super::http::{Lines, SplitQuoted, is_tchar, trim_ows, unquote};
 
 /// One extension the client offered, for example `permessage-deflate;
 /// client_max_window_bits`.
@@ -152,29 +152,90 @@ fn parse_param(piece: &[u8]) -> Option<ExtensionParam<'_>> {
     Some(ExtensionParam { name, value })
 }
 
-/// Checks one `Sec-WebSocket-Extensions` line against the §9.1 grammar.
-/// Empty list elements are allowed (RFC 9110 §5.6.1), an all-empty line too.
-pub(crate) fn validate_line(line: &[u8]) -> bool {
-    SplitQuoted::new(line, b',').all(|element| {
-        if element.is_empty() {
-            return true;
+/// Checks one `Sec-WebSocket-Extensions` line against the §9.1 grammar in a
+/// single pass. Empty list elements are allowed (RFC 9110 §5.6.1), an
+/// all-empty line too.
+pub(crate) fn validate_line(s: &[u8]) -> bool {
+    let mut i = 0;
+    loop {
+        i = skip_ows(s, i);
+        match s.get(i) {
+            None => return true,
+            Some(b',') => {
+                i += 1;
+                continue;
+            }
+            Some(_) => {}
         }
-        let mut pieces = SplitQuoted::new(element, b';');
-        let name_ok = pieces.next().is_some_and(is_token);
-        name_ok
-            && pieces.all(|piece| match piece.iter().position(|&b| b == b'=') {
-                None => is_token(piece),
-                Some(i) => {
-                    let (name, value) = (trim_ows(&piece[..i]), trim_ows(&piece[i + 1..]));
-                    is_token(name)
-                        && if value.first() == Some(&b'"') {
-                            unquote(value).is_some_and(|v| is_token(&v))
-                        } else {
-                            is_token(value)
-                        }
+        // extension-token
+        let Some(next) = take_token(s, i) else {
+            return false;
+        };
+        i = next;
+        // *( ";" extension-param ) then "," or the end
+        loop {
+            i = skip_ows(s, i);
+            match s.get(i) {
+                None => return true,
+                Some(b',') => {
+                    i += 1;
+                    break;
                 }
-            })
-    })
+                Some(b';') => {
+                    let Some(next) = take_token(s, skip_ows(s, i + 1)) else {
+                        return false;
+                    };
+                    i = skip_ows(s, next);
+                    if s.get(i) == Some(&b'=') {
+                        i = skip_ows(s, i + 1);
+                        let value = if s.get(i) == Some(&b'"') {
+                            take_quoted_token(s, i)
+                        } else {
+                            take_token(s, i)
+                        };
+                        let Some(next) = value else {
+                            return false;
+                        };
+                        i = next;
+                    }
+                }
+                Some(_) => return false,
+            }
+        }
+    }
+}
+
+fn skip_ows(s: &[u8], mut i: usize) -> usize {
+    while matches!(s.get(i), Some(b' ' | b'\t')) {
+        i += 1;
+    }
+    i
+}
+
+/// Index after a non-empty token starting at `i`.
+fn take_token(s: &[u8], i: usize) -> Option<usize> {
+    let len = s.get(i..)?.iter().take_while(|&&b| is_tchar(b)).count();
+    (len > 0).then_some(i + len)
+}
+
+/// Index after a quoted-string at `i` whose unescaped content is a token.
+fn take_quoted_token(s: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    let mut empty = true;
+    loop {
+        match *s.get(j)? {
+            b'"' => return (!empty).then_some(j + 1),
+            b'\\' => {
+                if !is_tchar(*s.get(j + 1)?) {
+                    return None;
+                }
+                j += 2;
+            }
+            b if is_tchar(b) => j += 1,
+            _ => return None,
+        }
+        empty = false;
+    }
 }
 
 /// The extensions negotiated for a connection: the hook for
@@ -228,6 +289,10 @@ mod tests {
         assert!(!validate_line(b"foo bar"));
         assert!(!validate_line(b"foo; =1"));
         assert!(!validate_line(b"foo; a=\"1"));
+        assert!(!validate_line(b"foo; a=\"\""));
+        assert!(!validate_line(b"foo; a=1 2"));
+        assert!(!validate_line(b"foo;"));
+        assert!(validate_line(br#"foo ; a = "1\2" ;b, ,bar"#));
     }
 
     #[test]

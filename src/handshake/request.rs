@@ -366,8 +366,8 @@ impl Request {
         if http_version < HttpVersion::HTTP_11 {
             return Err(Rejection::HttpVersionTooOld);
         }
-        let target_bytes = target.get(&buf);
-        if std::str::from_utf8(target_bytes).is_err() || !is_valid_target(target_bytes) {
+        // The target came from a `str` (httparse or `RequestParts`).
+        if !is_valid_target(target.get(&buf)) {
             return Err(Rejection::InvalidTarget);
         }
 
@@ -495,7 +495,7 @@ impl Request {
     }
 
     fn text(&self, span: Span) -> &str {
-        std::str::from_utf8(span.get(&self.buf)).unwrap_or_default()
+        simdutf8::basic::from_utf8(span.get(&self.buf)).unwrap_or_default()
     }
 
     fn lines(&self, name: &'static str) -> Lines<'_> {
@@ -712,8 +712,24 @@ fn is_valid_target(t: &[u8]) -> bool {
 
 fn is_valid_host(h: &[u8]) -> bool {
     !h.is_empty()
-        && h.iter()
-            .all(|&b| b.is_ascii_graphic() && !b"/?#@\"<>\\^`{|}".contains(&b))
+        && h.iter().all(|&b| {
+            b.is_ascii_graphic()
+                && !matches!(
+                    b,
+                    b'/' | b'?'
+                        | b'#'
+                        | b'@'
+                        | b'"'
+                        | b'<'
+                        | b'>'
+                        | b'\\'
+                        | b'^'
+                        | b'`'
+                        | b'{'
+                        | b'|'
+                        | b'}'
+                )
+        })
 }
 
 /// `1*DIGIT` without leading zeros; saturates at `u32::MAX`.
@@ -742,7 +758,10 @@ fn protocols_valid(buf: &[u8], headers: &[HeaderSpan]) -> bool {
         spans: headers.iter(),
         name: "sec-websocket-protocol",
     };
-    let mut seen: Vec<&[u8]> = Vec::new();
+    const SMALL: usize = 16;
+    let mut small: [&[u8]; SMALL] = [&[]; SMALL];
+    let mut count = 0;
+    let mut spill: Vec<&[u8]> = Vec::new();
     for line in lines {
         for item in line.split(|&b| b == b',') {
             let item = trim_ows(item);
@@ -752,11 +771,22 @@ fn protocols_valid(buf: &[u8], headers: &[HeaderSpan]) -> bool {
             if !is_token(item) {
                 return false;
             }
-            seen.push(item);
+            if count < SMALL {
+                if small[..count].contains(&item) {
+                    return false;
+                }
+                small[count] = item;
+            } else {
+                if count == SMALL {
+                    spill.extend_from_slice(&small);
+                }
+                spill.push(item);
+            }
+            count += 1;
         }
     }
-    seen.sort_unstable();
-    seen.windows(2).all(|w| w[0] != w[1])
+    spill.sort_unstable();
+    spill.windows(2).all(|w| w[0] != w[1])
 }
 
 #[cfg(feature = "serde")]

@@ -6,7 +6,7 @@ use super::close::{CloseCode, CloseFrame, truncate_reason};
 use super::config::{Config, Extension};
 use super::error::{ProtocolError, SendError};
 use super::frame::{FrameHeader, MAX_HEADER_LEN, OpCode, write_frame_rsv};
-use super::mask::apply_mask;
+use super::mask::{apply_mask, mask_extend};
 use super::utf8::Utf8Validator;
 
 /// The message buffer keeps at most this much capacity between messages, so
@@ -152,8 +152,7 @@ impl Input for &[u8] {
         scratch: &'s mut Vec<u8>,
     ) -> &'s [u8] {
         scratch.clear();
-        scratch.extend_from_slice(&self[range]);
-        apply_mask(scratch, key, 0);
+        mask_extend(scratch, &self[range], key, 0);
         scratch
     }
 }
@@ -520,9 +519,8 @@ impl Connection {
                 dec.ctrl_len += take;
             } else {
                 let start = dec.buf.len();
-                dec.buf.extend_from_slice(chunk);
-                let piece = &mut dec.buf[start..];
-                apply_mask(piece, fr.mask, fr.done as usize);
+                mask_extend(&mut dec.buf, chunk, fr.mask, fr.done as usize);
+                let piece = &dec.buf[start..];
                 if let Some(Message {
                     opcode: OpCode::Text,
                     rsv: 0,
@@ -675,7 +673,7 @@ impl Decoder {
                 {
                     return Err(ProtocolError::FrameTooLarge);
                 }
-                if so_far + h.payload_len > cfg.max_message {
+                if so_far.saturating_add(h.payload_len) > cfg.max_message {
                     return Err(ProtocolError::MessageTooLarge);
                 }
             }

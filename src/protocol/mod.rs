@@ -28,5 +28,5 @@ pub use error::{ProtocolError, SendError};
 pub use frame::{
     FrameHeader, MAX_HEADER_LEN, OpCode, RSV1, RSV2, RSV3, write_frame, write_frame_rsv,
 };
-pub use mask::{apply_mask, apply_mask_bytewise};
+pub use mask::{apply_mask, apply_mask_bytewise, mask_extend};
 pub use utf8::{InvalidUtf8, Utf8Validator};

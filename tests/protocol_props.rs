@@ -1,0 +1,318 @@
+//! Property tests for `ws_edge::protocol`: round trips, chunking
+//! independence, masking.
+
+use proptest::prelude::*;
+use ws_edge::protocol::{
+    Config, Connection, Event, FrameHeader, OpCode, State, Utf8Validator, apply_mask,
+    apply_mask_bytewise, mask_extend, write_frame, write_frame_rsv,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Ev {
+    Text(String),
+    Binary(Vec<u8>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close(u16, String),
+}
+
+fn own(e: Event<'_>) -> Ev {
+    match e {
+        Event::Text(s) => Ev::Text(s.to_owned()),
+        Event::Binary(b) => Ev::Binary(b.to_vec()),
+        Event::Ping(b) => Ev::Ping(b.to_vec()),
+        Event::Pong(b) => Ev::Pong(b.to_vec()),
+        Event::Close(c, r) => Ev::Close(c.as_u16(), r.to_owned()),
+    }
+}
+
+/// Everything observable after feeding: events, output bytes, final state.
+type Outcome = (Vec<Ev>, Vec<u8>, State);
+
+fn small_config() -> Config {
+    Config {
+        max_frame_payload: 3000,
+        max_message: 6000,
+        ..Config::default()
+    }
+}
+
+/// Feeds `wire` split at the given cut points (as fractions of its length).
+fn run_chunked(wire: &[u8], cuts: &[usize], in_place: bool) -> Outcome {
+    let mut c = Connection::new(small_config(), 0);
+    let mut evs = Vec::new();
+    let mut points: Vec<usize> = cuts.iter().map(|&x| x % (wire.len() + 1)).collect();
+    points.push(0);
+    points.push(wire.len());
+    points.sort_unstable();
+    for w in points.windows(2) {
+        let mut piece = wire[w[0]..w[1]].to_vec();
+        if in_place {
+            c.receive_mut(&mut piece, 0, |e, _| evs.push(own(e)));
+        } else {
+            c.receive(&piece, 0, |e, _| evs.push(own(e)));
+        }
+    }
+    (evs, c.take_output(), c.state().clone())
+}
+
+#[derive(Clone, Debug)]
+enum Msg {
+    Text(String),
+    Binary(Vec<u8>),
+    Ping(Vec<u8>),
+}
+
+fn msg() -> impl Strategy<Value = Msg> {
+    prop_oneof![
+        any::<String>().prop_map(Msg::Text),
+        prop::collection::vec(any::<u8>(), 0..2000).prop_map(Msg::Binary),
+        prop::collection::vec(any::<u8>(), 0..=125).prop_map(Msg::Ping),
+    ]
+}
+
+/// Client frames for the messages, each data message cut into fragments of
+/// `frag` bytes (0 = unfragmented), with a ping in the middle of every
+/// fragmented message.
+fn encode_client(msgs: &[Msg], frag: usize, key: [u8; 4]) -> (Vec<u8>, Vec<Ev>) {
+    let mut wire = Vec::new();
+    let mut expected = Vec::new();
+    for m in msgs {
+        let (op, bytes) = match m {
+            Msg::Text(s) => (OpCode::Text, s.as_bytes()),
+            Msg::Binary(b) => (OpCode::Binary, &b[..]),
+            Msg::Ping(p) => {
+                write_frame(&mut wire, true, OpCode::Ping, Some(key), p);
+                expected.push(Ev::Ping(p.clone()));
+                continue;
+            }
+        };
+        if frag == 0 || bytes.len() <= frag {
+            write_frame(&mut wire, true, op, Some(key), bytes);
+        } else {
+            let chunks: Vec<&[u8]> = bytes.chunks(frag).collect();
+            for (i, ch) in chunks.iter().enumerate() {
+                let opc = if i == 0 { op } else { OpCode::Continuation };
+                write_frame(&mut wire, i + 1 == chunks.len(), opc, Some(key), ch);
+                if i == 0 {
+                    write_frame(&mut wire, true, OpCode::Ping, Some(key), b"mid");
+                    expected.push(Ev::Ping(b"mid".to_vec()));
+                }
+            }
+        }
+        expected.push(match m {
+            Msg::Text(s) => Ev::Text(s.clone()),
+            Msg::Binary(b) => Ev::Binary(b.clone()),
+            Msg::Ping(_) => unreachable!("handled above"),
+        });
+    }
+    (wire, expected)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn client_encode_then_decode_round_trips(
+        msgs in prop::collection::vec(msg(), 0..8),
+        frag in 0usize..600,
+        key in any::<[u8; 4]>(),
+        cuts in prop::collection::vec(any::<usize>(), 0..12),
+    ) {
+        let (wire, expected) = encode_client(&msgs, frag, key);
+        let (evs, _, state) = run_chunked(&wire, &cuts, false);
+        prop_assert_eq!(evs, expected);
+        prop_assert_eq!(state, State::Open);
+    }
+
+    #[test]
+    fn server_encode_then_decode_round_trips(
+        msgs in prop::collection::vec(msg(), 0..8),
+        threshold in prop::option::of(1usize..700),
+    ) {
+        let mut c = Connection::new(Config { fragment_threshold: threshold, ..Config::default() }, 0);
+        for m in &msgs {
+            match m {
+                Msg::Text(s) => c.send_text(s).unwrap(),
+                Msg::Binary(b) => c.send_binary(b).unwrap(),
+                Msg::Ping(p) => c.ping(p).unwrap(),
+            }
+        }
+        // Decode the server's frames as a peer would, reassembling messages.
+        let out = c.take_output();
+        let mut b = &out[..];
+        let mut got = Vec::new();
+        let mut partial: Option<(OpCode, Vec<u8>)> = None;
+        while !b.is_empty() {
+            let (h, n) = FrameHeader::parse(b).unwrap().unwrap();
+            prop_assert!(h.mask.is_none());
+            let p = &b[n..n + h.payload_len as usize];
+            if let Some(t) = threshold {
+                prop_assert!(h.opcode.is_control() || p.len() <= t);
+            }
+            b = &b[n + p.len()..];
+            match h.opcode {
+                OpCode::Ping => got.push(Ev::Ping(p.to_vec())),
+                OpCode::Continuation => partial.as_mut().unwrap().1.extend_from_slice(p),
+                op => partial = Some((op, p.to_vec())),
+            }
+            if h.fin && !h.opcode.is_control() {
+                let (op, data) = partial.take().unwrap();
+                got.push(if op == OpCode::Text { Ev::Text(String::from_utf8(data).unwrap()) } else { Ev::Binary(data) });
+            }
+        }
+        let expected: Vec<Ev> = msgs.iter().map(|m| match m {
+            Msg::Text(s) => Ev::Text(s.clone()),
+            Msg::Binary(b) => Ev::Binary(b.clone()),
+            Msg::Ping(p) => Ev::Ping(p.clone()),
+        }).collect();
+        prop_assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn any_chunking_of_arbitrary_bytes_gives_the_one_shot_outcome(
+        wire in prop::collection::vec(any::<u8>(), 0..600),
+        cuts in prop::collection::vec(any::<usize>(), 0..20),
+    ) {
+        let one = run_chunked(&wire, &[], false);
+        prop_assert_eq!(&run_chunked(&wire, &cuts, false), &one);
+        prop_assert_eq!(&run_chunked(&wire, &cuts, true), &one);
+    }
+
+    #[test]
+    fn any_chunking_of_mutated_valid_streams_gives_the_one_shot_outcome(
+        msgs in prop::collection::vec(msg(), 1..6),
+        frag in 0usize..300,
+        key in any::<[u8; 4]>(),
+        flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+        cuts in prop::collection::vec(any::<usize>(), 0..20),
+    ) {
+        let (mut wire, _) = encode_client(&msgs, frag, key);
+        for (at, x) in flips {
+            let i = at % wire.len();
+            wire[i] ^= x;
+        }
+        let one = run_chunked(&wire, &[], false);
+        // Byte at a time as well as random cuts.
+        let every: Vec<usize> = (0..wire.len()).collect();
+        prop_assert_eq!(&run_chunked(&wire, &every, false), &one);
+        prop_assert_eq!(&run_chunked(&wire, &cuts, false), &one);
+        prop_assert_eq!(&run_chunked(&wire, &cuts, true), &one);
+    }
+
+    #[test]
+    fn masking_is_an_involution_and_matches_the_reference(
+        data in prop::collection::vec(any::<u8>(), 0..1000),
+        key in any::<[u8; 4]>(),
+        offset in 0usize..64,
+        split in any::<usize>(),
+    ) {
+        let mut fast = data.clone();
+        apply_mask(&mut fast, key, offset);
+        let mut slow = data.clone();
+        apply_mask_bytewise(&mut slow, key, offset);
+        prop_assert_eq!(&fast, &slow);
+        // Masking in two pieces with running offsets equals masking at once.
+        let mut pieces = data.clone();
+        let s = split % (data.len() + 1);
+        let (a, b) = pieces.split_at_mut(s);
+        apply_mask(a, key, offset);
+        apply_mask(b, key, offset + s);
+        prop_assert_eq!(&pieces, &fast);
+        apply_mask(&mut fast, key, offset);
+        prop_assert_eq!(fast, data);
+    }
+
+    #[test]
+    fn header_write_then_parse_round_trips(
+        fin in any::<bool>(),
+        rsv in 0u8..8,
+        op in prop::sample::select(vec![OpCode::Continuation, OpCode::Text, OpCode::Binary, OpCode::Close, OpCode::Ping, OpCode::Pong]),
+        mask in prop::option::of(any::<[u8; 4]>()),
+        len in prop_oneof![0u64..130, 65530u64..65540, 0u64..(1 << 63)],
+    ) {
+        let h = FrameHeader { fin, rsv: rsv << 4, opcode: op, mask, payload_len: len };
+        let mut v = Vec::new();
+        h.write(&mut v);
+        prop_assert_eq!(v.len(), h.encoded_len());
+        prop_assert_eq!(FrameHeader::parse(&v), Ok(Some((h, v.len()))));
+        prop_assert_eq!(FrameHeader::parse(&v[..v.len() - 1]), Ok(None));
+    }
+
+    #[test]
+    fn utf8_validator_fails_exactly_when_the_prefix_is_broken(
+        text in any::<String>(),
+        noise in prop::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+        cuts in prop::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let mut bytes = text.into_bytes();
+        if !bytes.is_empty() {
+            for (at, b) in noise {
+                let i = at % bytes.len();
+                bytes[i] = b;
+            }
+        }
+        let mut points: Vec<usize> = cuts.iter().map(|&x| x % (bytes.len() + 1)).collect();
+        points.push(0);
+        points.push(bytes.len());
+        points.sort_unstable();
+        let mut v = Utf8Validator::new();
+        let mut failed = false;
+        for w in points.windows(2) {
+            let r = v.feed(&bytes[w[0]..w[1]]);
+            // The prefix so far is broken iff std sees an error that more
+            // bytes cannot fix.
+            let broken = matches!(std::str::from_utf8(&bytes[..w[1]]), Err(e) if e.error_len().is_some());
+            prop_assert_eq!(r.is_err(), broken);
+            if broken { failed = true; break; }
+        }
+        if !failed {
+            prop_assert_eq!(v.finish().is_ok(), std::str::from_utf8(&bytes).is_ok());
+        }
+    }
+}
+
+#[test]
+fn mask_fast_equals_bytewise_for_all_lengths_offsets_and_alignments() {
+    let key = [0xA5, 0x3C, 0x0F, 0xE1];
+    let src: Vec<u8> = (0..600u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for align in 0..16 {
+        for len in 0..=300 {
+            for offset in 0..8 {
+                let mut fast = src.clone();
+                let mut slow = src.clone();
+                apply_mask(&mut fast[align..align + len], key, offset);
+                apply_mask_bytewise(&mut slow[align..align + len], key, offset);
+                assert_eq!(fast, slow, "align {align} len {len} offset {offset}");
+                // The appending variant, onto a vector of any starting length.
+                let mut appended = src[..align].to_vec();
+                mask_extend(&mut appended, &src[align..align + len], key, offset);
+                assert_eq!(
+                    appended,
+                    slow[..align + len],
+                    "extend: align {align} len {len} offset {offset}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn rsv_frames_round_trip_through_the_header_codec() {
+    let mut v = Vec::new();
+    write_frame_rsv(
+        &mut v,
+        true,
+        0x70,
+        OpCode::Binary,
+        Some([1, 2, 3, 4]),
+        b"abc",
+    );
+    let (h, n) = FrameHeader::parse(&v).unwrap().unwrap();
+    assert_eq!((h.rsv, n, h.payload_len), (0x70, 6, 3));
+    let mut p = v[n..].to_vec();
+    apply_mask(&mut p, [1, 2, 3, 4], 0);
+    assert_eq!(p, b"abc");
+}
