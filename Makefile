@@ -52,4 +52,5 @@ e2e: wasm32-wasip2
 
 ## Autobahn|Testsuite fuzzingclient against the echo component.
 autobahn: build
+	@test -x scripts/autobahn.sh || { echo "scripts/autobahn.sh is missing (it comes with the bench branch)"; exit 1; }
 	scripts/with-server.sh -- scripts/autobahn.sh
