@@ -1,1 +1,307 @@
-//! The ws-edge wasmtime host.
+//! The ws-edge wasmtime host: serves WebSocket clients over TCP with a
+//! component that exports `ws-edge:websocket/websocket-request@0.1.0`.
+//!
+//! The component does the protocol work (handshake validation, the handler's
+//! decision, framing, timers); this crate owns the sockets, the clock and the
+//! limits. It compiles the component once, instantiates it from a pooling
+//! allocator for each connection, calls it synchronously with an epoch-based
+//! CPU deadline, and pumps bytes between the socket and the component's
+//! `connection` resource.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use ws_edge_host::{Limits, Server};
+//!
+//! let server = Server::builder()
+//!     .component_file("echo.wasm")
+//!     .listen("127.0.0.1:0".parse()?)
+//!     .limits(Limits::default())
+//!     .bind()
+//!     .await?;
+//! println!("listening on ws://{}", server.local_addr());
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![deny(missing_docs)]
+
+mod conn;
+mod http;
+#[doc(hidden)]
+pub mod measure;
+mod runtime;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+pub use runtime::EPOCH_TICK;
+
+/// The bundled echo component (examples/echo), embedded at build time. Served
+/// when no other component is given.
+pub const ECHO_COMPONENT: &[u8] = include_bytes!(env!("WS_EDGE_ECHO_WASM"));
+
+/// Resource limits of the host. Every field has a documented default
+/// ([`Limits::default`]).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections served at once; the host stops accepting while this many
+    /// are open. Also sizes the instance pool. Default 10 000.
+    pub max_connections: usize,
+    /// Largest request head in bytes; a longer one gets `431`. Default 8 KiB.
+    pub max_head_bytes: usize,
+    /// How long a client may take to send its request head; after that it
+    /// gets `408`. Default 10 s.
+    pub head_timeout: Duration,
+    /// How long a single write may wait for the peer to read; a peer that
+    /// stops reading is disconnected after this. Default 30 s.
+    pub write_timeout: Duration,
+    /// Wall-clock time one guest call may run before it is trapped (rounded
+    /// up to [`EPOCH_TICK`]). Default 100 ms.
+    pub cpu_deadline: Duration,
+    /// Linear memory one connection's instance may grow to. Default 64 MiB.
+    pub memory_per_connection: usize,
+    /// After a shutdown signal, how long open connections get to finish
+    /// their close handshake before the server returns. Default 5 s.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_head_bytes: 8 * 1024,
+            head_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+            cpu_deadline: Duration::from_millis(100),
+            memory_per_connection: 64 << 20,
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// State shared by the accept loop and every connection.
+pub(crate) struct Shared {
+    runtime: runtime::Runtime,
+    limits: Limits,
+    clock: tokio::time::Instant,
+}
+
+impl Shared {
+    /// Milliseconds since the server started: the `instant` passed to guests.
+    pub(crate) fn now_ms(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The tokio instant of a guest `instant`.
+    pub(crate) fn instant_at(&self, ms: u64) -> tokio::time::Instant {
+        self.clock
+            .checked_add(Duration::from_millis(ms))
+            .unwrap_or_else(|| self.clock + Duration::from_secs(86_400 * 365))
+    }
+}
+
+enum Source {
+    Bundled,
+    Bytes(Vec<u8>),
+    File(PathBuf),
+}
+
+/// Configures and binds a [`Server`].
+pub struct ServerBuilder {
+    source: Source,
+    listen: SocketAddr,
+    listener: Option<std::net::TcpListener>,
+    limits: Limits,
+}
+
+impl ServerBuilder {
+    /// Serves the component in `bytes` (a `wasm32-wasip2` component).
+    pub fn component_bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.source = Source::Bytes(bytes.into());
+        self
+    }
+
+    /// Serves the component in the file at `path`.
+    pub fn component_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.source = Source::File(path.into());
+        self
+    }
+
+    /// The address to listen on. Default `127.0.0.1:8080`; port 0 picks a
+    /// free port ([`Server::local_addr`] tells which).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Uses an already bound listener instead of binding [`listen`](Self::listen).
+    pub fn listener(mut self, listener: std::net::TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Replaces the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Compiles the component and binds the listening socket. Must be called
+    /// inside a tokio runtime.
+    pub async fn bind(self) -> anyhow::Result<Server> {
+        let wasm = match self.source {
+            Source::Bundled => ECHO_COMPONENT.to_vec(),
+            Source::Bytes(bytes) => bytes,
+            Source::File(path) => std::fs::read(&path)
+                .with_context(|| format!("reading component {}", path.display()))?,
+        };
+        let limits = self.limits;
+        let runtime = {
+            let limits = limits.clone();
+            tokio::task::spawn_blocking(move || runtime::Runtime::new(&wasm, &limits))
+                .await
+                .context("compiling the component")??
+        };
+        let listener = match self.listener {
+            Some(listener) => {
+                listener.set_nonblocking(true)?;
+                TcpListener::from_std(listener)?
+            }
+            None => TcpListener::bind(self.listen)
+                .await
+                .with_context(|| format!("binding {}", self.listen))?,
+        };
+        let local_addr = listener.local_addr()?;
+        Ok(Server {
+            listener,
+            local_addr,
+            live: Arc::new(AtomicUsize::new(0)),
+            shared: Arc::new(Shared {
+                runtime,
+                limits,
+                clock: tokio::time::Instant::now(),
+            }),
+        })
+    }
+}
+
+/// A bound WebSocket server with a compiled component.
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    live: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
+}
+
+/// Counts the connections a [`Server`] is serving; stays valid after the
+/// server is moved into [`Server::run`].
+#[derive(Clone)]
+pub struct Monitor(Arc<AtomicUsize>);
+
+impl Monitor {
+    /// Connections accepted and not yet finished.
+    pub fn live_connections(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+struct LiveGuard(Arc<AtomicUsize>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Server {
+    /// Starts configuring a server that serves the bundled echo component on
+    /// `127.0.0.1:8080` with [`Limits::default`].
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            source: Source::Bundled,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listener: None,
+            limits: Limits::default(),
+        }
+    }
+
+    /// The address the server is bound to (with the real port).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that reports the number of live connections.
+    pub fn monitor(&self) -> Monitor {
+        Monitor(self.live.clone())
+    }
+
+    /// Serves connections until `shutdown` completes, then stops accepting,
+    /// closes every open connection with `1001` and returns once they are
+    /// done or [`Limits::shutdown_timeout`] has passed.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        // Each connection task holds a sender; `recv` returns `None` once all
+        // of them have finished.
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let permits = Arc::new(Semaphore::new(self.shared.limits.max_connections.max(1)));
+        tokio::pin!(shutdown);
+
+        loop {
+            let permit = tokio::select! {
+                () = &mut shutdown => break,
+                permit = permits.clone().acquire_owned() => permit.context("connection semaphore closed")?,
+            };
+            let accepted = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Usually out of file descriptors: back off briefly
+                    // rather than spin on the error.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
+            self.live.fetch_add(1, Ordering::Relaxed);
+            let guard = LiveGuard(self.live.clone());
+            let shared = self.shared.clone();
+            let stop = stop_rx.clone();
+            let done = done_tx.clone();
+            tokio::spawn(async move {
+                conn::serve(stream, peer, shared, stop).await;
+                drop(permit);
+                drop(guard);
+                drop(done);
+            });
+        }
+
+        tracing::info!(
+            open = self.live.load(Ordering::Relaxed),
+            "shutting down: closing open connections with 1001"
+        );
+        drop(self.listener);
+        let _ = stop_tx.send(true);
+        drop(done_tx);
+        let drained =
+            tokio::time::timeout(self.shared.limits.shutdown_timeout, done_rx.recv()).await;
+        if drained.is_err() {
+            tracing::warn!(
+                open = self.live.load(Ordering::Relaxed),
+                "shutdown timeout: abandoning connections still open"
+            );
+        }
+        Ok(())
+    }
+}

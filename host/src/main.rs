@@ -1,1 +1,141 @@
-fn main() {}
+//! `ws-edge`: serve WebSocket clients with a ws-edge component.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use ws_edge_host::{Limits, Server};
+
+/// Serve RFC 6455 WebSocket connections with a wasm32-wasip2 component.
+#[derive(Parser)]
+#[command(name = "ws-edge", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve WebSocket connections with a component.
+    ///
+    /// Prints `listening on ws://ADDR` once bound. A plain `GET /` without
+    /// `Upgrade` returns a small demo page. Logs go to stderr; set RUST_LOG
+    /// (e.g. RUST_LOG=ws_edge_host=debug) for more. SIGINT/SIGTERM close open
+    /// connections with 1001 and exit.
+    Serve(Serve),
+}
+
+#[derive(clap::Args)]
+struct Serve {
+    /// The component (.wasm) exporting ws-edge:websocket/websocket-request@0.1.0.
+    /// Default: the bundled echo component.
+    component: Option<PathBuf>,
+
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "WS_EDGE_LISTEN")]
+    listen: SocketAddr,
+
+    /// Connections served at once (also sizes the instance pool).
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+
+    /// Largest request head in bytes; longer heads get 431.
+    #[arg(long, default_value_t = 8192)]
+    max_head_bytes: usize,
+
+    /// Seconds a client may take to send its request head (then 408).
+    #[arg(long, default_value_t = 10.0)]
+    head_timeout: f64,
+
+    /// Seconds one write may wait for a peer that does not read before the
+    /// connection is dropped.
+    #[arg(long, default_value_t = 30.0)]
+    write_timeout: f64,
+
+    /// Milliseconds one guest call may run before it is trapped (rounded up
+    /// to the 10 ms epoch tick). The connection then ends with 500 or 1011.
+    #[arg(long, default_value_t = 100)]
+    cpu_deadline_ms: u64,
+
+    /// Linear memory one connection's instance may use, in MiB. Exceeding it
+    /// ends the connection with 500 or 1011.
+    #[arg(long, default_value_t = 64)]
+    memory_mib: usize,
+
+    /// Seconds open connections get to finish their close handshake after
+    /// SIGINT/SIGTERM.
+    #[arg(long, default_value_t = 5.0)]
+    shutdown_timeout: f64,
+}
+
+fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .with_context(|| format!("--{name} must be a non-negative number of seconds"))
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let Cli {
+        command: Command::Serve(args),
+    } = Cli::parse();
+    let limits = Limits {
+        max_connections: args.max_connections,
+        max_head_bytes: args.max_head_bytes,
+        head_timeout: seconds("head-timeout", args.head_timeout)?,
+        write_timeout: seconds("write-timeout", args.write_timeout)?,
+        cpu_deadline: Duration::from_millis(args.cpu_deadline_ms),
+        memory_per_connection: args
+            .memory_mib
+            .checked_mul(1 << 20)
+            .context("--memory-mib is too large")?,
+        shutdown_timeout: seconds("shutdown-timeout", args.shutdown_timeout)?,
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let mut builder = Server::builder().listen(args.listen).limits(limits);
+        if let Some(path) = &args.component {
+            builder = builder.component_file(path);
+        }
+        let server = builder.bind().await?;
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "listening on ws://{}", server.local_addr())?;
+            out.flush()?;
+        }
+        tracing::info!(
+            component = %args.component.as_ref().map_or("bundled echo".into(), |p| p.display().to_string()),
+            "serving"
+        );
+        server.run(shutdown_signal()).await
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}

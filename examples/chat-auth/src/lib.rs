@@ -1,1 +1,94 @@
-//! Placeholder.
+//! A chat endpoint that checks who connects before accepting:
+//!
+//! 1. the `Origin` must be on an allow-list (otherwise `403`),
+//! 2. the client must offer a supported subprotocol; the server picks the
+//!    first of its own preference list that the client offered (otherwise
+//!    `400`),
+//! 3. the client must present a known token, as the `chat_token` cookie or
+//!    the `token` query parameter (otherwise `401`).
+//!
+//! On accept it selects the subprotocol, sets a `chat_user` cookie and an
+//! `X-Chat-User` header, and answers each text message with
+//! `<user>: <text>`. Every rejection carries an `X-WebSocket-Reject-Reason`.
+
+use ws_edge_guest::ws_edge::handshake::SameSite;
+use ws_edge_guest::{
+    AcceptOptions, Decision, Handler, Message, Outbox, RejectOptions, Request, SetCookie,
+};
+
+/// Origins allowed to connect (browsers send `Origin`; so must other clients).
+const ALLOWED_ORIGINS: &[&str] = &[
+    "http://localhost:8080",
+    "http://127.0.0.1:8080",
+    "https://chat.example",
+];
+
+/// Subprotocols in the server's order of preference.
+const PROTOCOLS: &[&str] = &["chat.v2", "chat.v1"];
+
+/// Demo credentials: token → user name.
+const TOKENS: &[(&str, &str)] = &[("alice-secret", "alice"), ("bob-secret", "bob")];
+
+/// Per-connection state: who is talking.
+struct Chat {
+    user: &'static str,
+}
+
+fn reject(status: u16, reason: &str) -> Decision<Chat> {
+    Decision::Reject(RejectOptions::new(status).reason(reason))
+}
+
+impl Handler for Chat {
+    fn on_request(request: &Request) -> Decision<Self> {
+        let origin_ok = request
+            .origin()
+            .is_some_and(|o| ALLOWED_ORIGINS.iter().any(|a| a.eq_ignore_ascii_case(o)));
+        if !origin_ok {
+            return reject(403, "origin not allowed");
+        }
+
+        let Some(protocol) = PROTOCOLS
+            .iter()
+            .find(|p| request.find_protocol(p).is_some())
+        else {
+            return reject(400, "no supported subprotocol offered (chat.v2, chat.v1)");
+        };
+
+        let token = request
+            .cookie("chat_token")
+            .map(|c| c.into_owned())
+            .or_else(|| {
+                request
+                    .resource_url()
+                    .query_value("token")
+                    .map(|t| t.into_owned())
+            });
+        let user = token
+            .as_deref()
+            .and_then(|t| TOKENS.iter().find(|(known, _)| *known == t))
+            .map(|(_, user)| *user);
+        let Some(user) = user else {
+            return reject(401, "missing or invalid token");
+        };
+
+        let options = AcceptOptions::new()
+            .protocol(*protocol)
+            .cookie(
+                SetCookie::new("chat_user", user)
+                    .path("/")
+                    .http_only(true)
+                    .same_site(SameSite::Strict),
+            )
+            .header("X-Chat-User", user);
+        Decision::accept_with(options, Chat { user })
+    }
+
+    fn on_message(&mut self, message: Message<'_>, out: &mut Outbox<'_>) {
+        let _ = match message {
+            Message::Text(text) => out.send_text(&format!("{}: {text}", self.user)),
+            Message::Binary(data) => out.send_binary(data),
+        };
+    }
+}
+
+ws_edge_guest::export_handler!(Chat);

@@ -1,0 +1,56 @@
+# ws-edge: `make run` serves the echo component, `make test` runs everything.
+
+CARGO    ?= cargo
+LISTEN   ?= 127.0.0.1:8080
+GUESTS   := example-echo example-chat-auth example-reject \
+            test-guest-panic test-guest-spin test-guest-hog
+GUEST_DIR := target/guests/wasm32-wasip2/guest
+
+.PHONY: run build guests sizes test test-deps fmt-check clippy unit e2e autobahn
+
+## Build the host (it builds and embeds the guest components) and serve the
+## echo component on $(LISTEN).
+run: build
+	target/release/ws-edge serve --listen $(LISTEN)
+
+build: wasm32-wasip2
+	$(CARGO) build --release -p ws-edge-host
+
+.PHONY: wasm32-wasip2
+wasm32-wasip2:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+## The guest components alone (same target dir as the host's build script).
+guests: wasm32-wasip2
+	$(CARGO) build --profile guest --target wasm32-wasip2 --target-dir target/guests \
+		$(addprefix -p ,$(GUESTS))
+
+sizes: guests
+	@ls -l $(GUEST_DIR)/*.wasm | awk '{printf "%8d  %s\n", $$5, $$9}'
+
+## Everything: formatting, clippy, unit tests, component builds, end to end.
+test: test-deps fmt-check clippy unit e2e sizes
+
+test-deps:
+	scripts/test-deps.sh
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy: wasm32-wasip2
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip2 --target-dir target/guests \
+		-p ws-edge-guest $(addprefix -p ,$(GUESTS)) -- -D warnings
+
+unit:
+	$(CARGO) test -p ws-edge -p ws-edge-guest
+
+## The host's unit tests and the end-to-end test binary (release: wasmtime
+## and the 1 000-connection test are much faster optimised).
+e2e: wasm32-wasip2
+	$(CARGO) test --release -p ws-edge-host
+
+## Autobahn|Testsuite fuzzingclient against the echo component.
+autobahn: build
+	@test -x scripts/autobahn.sh || { echo "scripts/autobahn.sh is missing (it comes with the bench branch)"; exit 1; }
+	scripts/with-server.sh -- scripts/autobahn.sh

@@ -1,0 +1,134 @@
+//! The little HTTP the host itself needs: finding the end of a request head,
+//! recognising a plain `GET /` for the demo page, and the responses the host
+//! writes when no guest answer is available.
+
+/// Returns the length of the request head (up to and including the empty
+/// line) if `buf` holds a complete one.
+///
+/// Lines may end in CRLF or a bare LF (as `httparse` allows). `from` is where
+/// the previous search stopped, so trickled bytes are not rescanned.
+pub(crate) fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    // A terminator is "\n\n" or "\n\r\n"; back up so one split across reads
+    // is still found.
+    let start = from.saturating_sub(2);
+    let mut i = start;
+    while i < buf.len() {
+        let nl = buf[i..].iter().position(|&b| b == b'\n')? + i;
+        match buf.get(nl + 1) {
+            Some(b'\n') => return Some(nl + 2),
+            Some(b'\r') if buf.get(nl + 2) == Some(&b'\n') => return Some(nl + 3),
+            _ => i = nl + 1,
+        }
+    }
+    None
+}
+
+/// Whether `head` is a plain `GET /` (no `Upgrade` header): the demo page.
+pub(crate) fn is_demo_request(head: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return false,
+    }
+    let path_is_root = req
+        .path
+        .is_some_and(|p| p == "/" || p.starts_with("/?") || p == "/index.html");
+    req.method == Some("GET")
+        && path_is_root
+        && !req
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("upgrade"))
+}
+
+/// A complete `Connection: close` response with a plain-text body.
+pub(crate) fn simple_response(status: u16, reason: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The demo page as a complete HTTP response.
+pub(crate) fn demo_response() -> Vec<u8> {
+    let body = DEMO_PAGE;
+    format!(
+        "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A server close frame (unmasked, RFC 6455 §5.5.1) with `code` and `reason`.
+pub(crate) fn close_frame(code: u16, reason: &str) -> Vec<u8> {
+    let mut reason = reason.as_bytes();
+    if reason.len() > 123 {
+        let mut end = 123;
+        while std::str::from_utf8(&reason[..end]).is_err() {
+            end -= 1;
+        }
+        reason = &reason[..end];
+    }
+    let mut frame = Vec::with_capacity(4 + reason.len());
+    frame.push(0x88);
+    // At most 125 bytes, so the 7-bit length form always applies.
+    frame.push(2 + reason.len() as u8);
+    frame.extend_from_slice(&code.to_be_bytes());
+    frame.extend_from_slice(reason);
+    frame
+}
+
+const DEMO_PAGE: &str = include_str!("demo.html");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_crlf_and_lf_terminators() {
+        assert_eq!(
+            find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nxyz", 0),
+            Some(24)
+        );
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\nA: b\n\nxyz", 0), Some(21));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n", 0), None);
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r", 0), None);
+    }
+
+    #[test]
+    fn finds_terminator_split_across_reads() {
+        let full = b"GET / HTTP/1.1\r\nA: b\r\n\r\n";
+        for split in 0..full.len() {
+            let first = find_head_end(&full[..split], 0);
+            assert_eq!(first, None, "split {split}");
+            assert_eq!(
+                find_head_end(full, split),
+                Some(full.len()),
+                "split {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn demo_only_without_upgrade() {
+        assert!(is_demo_request(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(!is_demo_request(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n"
+        ));
+        assert!(!is_demo_request(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(!is_demo_request(b"GET /chat HTTP/1.1\r\nHost: x\r\n\r\n"));
+    }
+
+    #[test]
+    fn close_frame_truncates_reason_at_char_boundary() {
+        let reason = "é".repeat(100);
+        let frame = close_frame(1001, &reason);
+        assert_eq!(frame[0], 0x88);
+        assert_eq!(frame[1] as usize, frame.len() - 2);
+        assert!(frame.len() - 2 <= 125);
+        assert!(std::str::from_utf8(&frame[4..]).is_ok());
+        assert_eq!(u16::from_be_bytes([frame[2], frame[3]]), 1001);
+    }
+}

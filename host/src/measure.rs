@@ -1,0 +1,105 @@
+//! Timing of the guest boundary, for benchmarks and reports (not a stable
+//! API): instantiation, the handshake call, one echo `receive` and teardown,
+//! each measured over many connections, synchronously on this thread.
+
+use std::time::{Duration, Instant};
+
+use crate::Limits;
+use crate::runtime::{HeadResult, Runtime, Transport};
+
+/// Median durations of the steps of one connection's guest lifetime.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Compiling the component (once per server).
+    pub compile: Duration,
+    /// New store + instantiation from the pre-instantiated component.
+    pub instantiate: Duration,
+    /// `handle-head` with a valid upgrade request (accepted).
+    pub handle_head: Duration,
+    /// `handle-head` again on the same instance (warm memory and caches).
+    pub handle_head_warm: Duration,
+    /// `connection.receive` with one masked 64-byte text frame (echoed).
+    pub receive: Duration,
+    /// `resource_drop` of the connection plus dropping the store.
+    pub teardown: Duration,
+}
+
+/// Runs `connections` guest lifetimes of the component `wasm`, each with
+/// `messages` echo calls, and returns the medians.
+pub fn guest_lifetime(wasm: &[u8], connections: usize, messages: usize) -> anyhow::Result<Report> {
+    let limits = Limits {
+        max_connections: 16,
+        ..Limits::default()
+    };
+    let t = Instant::now();
+    let runtime = Runtime::new(wasm, &limits)?;
+    let compile = t.elapsed();
+
+    let head =
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let transport = Transport {
+        peer: Some("127.0.0.1:40000".into()),
+        tls: false,
+    };
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | 64];
+    frame.extend_from_slice(&mask);
+    frame.extend((0..64).map(|i| b'a' ^ mask[i % 4]));
+
+    let (mut inst, mut head_t, mut recv_t, mut down_t) = (vec![], vec![], vec![], vec![]);
+    let mut warm_t = vec![];
+    for _ in 0..connections {
+        let t0 = Instant::now();
+        let mut guest = runtime.instantiate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let t1 = Instant::now();
+        let answer = guest
+            .handle_head(head, &transport, 0)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let t2 = Instant::now();
+        let HeadResult::Complete(hh) = answer else {
+            anyhow::bail!("the component found no complete head");
+        };
+        let conn = hh
+            .handshake
+            .connection
+            .ok_or_else(|| anyhow::anyhow!("the component rejected a valid request"))?;
+        for _ in 0..messages {
+            let t = Instant::now();
+            let tx = guest
+                .receive(conn, &frame, 1)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            recv_t.push(t.elapsed());
+            anyhow::ensure!(tx.bytes.len() == 66, "expected a 64-byte echo frame");
+        }
+        let t = Instant::now();
+        let again = guest
+            .handle_head(head, &transport, 1)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        warm_t.push(t.elapsed());
+        if let HeadResult::Complete(hh) = again
+            && let Some(second) = hh.handshake.connection
+        {
+            guest.drop_resource(second);
+        }
+        let t3 = Instant::now();
+        guest.drop_resource(conn);
+        drop(guest);
+        down_t.push(t3.elapsed());
+        inst.push(t1 - t0);
+        head_t.push(t2 - t1);
+    }
+    Ok(Report {
+        compile,
+        instantiate: median(&mut inst),
+        handle_head: median(&mut head_t),
+        handle_head_warm: median(&mut warm_t),
+        receive: median(&mut recv_t),
+        teardown: median(&mut down_t),
+    })
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}

@@ -1,0 +1,467 @@
+//! The compiled component and the per-connection guest instance.
+//!
+//! Everything expensive happens once in [`Runtime::new`]: the engine with the
+//! pooling allocator, the Cranelift compilation of the component, the linker
+//! and the pre-instantiated bindings. A connection then costs one [`Store`]
+//! plus one instantiation from the pool ([`Runtime::instantiate`]).
+//!
+//! Guest calls are synchronous and run on the tokio worker that drives the
+//! connection. Each call gets an epoch deadline, so a guest that loops is
+//! trapped after the configured CPU deadline; a background thread advances
+//! the epoch every [`EPOCH_TICK`].
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::Limits;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "websocket-server",
+    });
+}
+
+pub use bindings::exports::ws_edge::websocket::websocket_request::{
+    ConnectionState, HeadResult, Transmit, Transport,
+};
+
+/// How often the background thread advances the engine's epoch. CPU deadlines
+/// are rounded up to a multiple of this.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Per-connection store data: what WASI needs plus the resource limits.
+pub(crate) struct ConnData {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for ConnData {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The engine, the compiled component and its pre-instantiated bindings,
+/// shared by every connection.
+pub(crate) struct Runtime {
+    engine: Engine,
+    pre: bindings::WebsocketServerPre<ConnData>,
+    memory_limit: usize,
+    deadline_ticks: u64,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// Compiles `wasm` (a component) and prepares it for instantiation.
+    pub(crate) fn new(wasm: &[u8], limits: &Limits) -> anyhow::Result<Self> {
+        let slots = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(4))
+            .total_memories(slots)
+            .total_tables(slots.saturating_mul(2))
+            .max_memories_per_component(2)
+            .max_tables_per_component(4)
+            .max_memory_size(limits.memory_per_connection)
+            // A freed slot keeps this much of its memory resident (zeroed with
+            // memset instead of madvise): most connections touch little.
+            .linear_memory_keep_resident(64 * 1024)
+            .table_keep_resident(4096);
+
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .parallel_compilation(true);
+        let engine =
+            Engine::new(&config).map_err(|e| anyhow!("creating the wasmtime engine: {e}"))?;
+
+        let component =
+            Component::new(&engine, wasm).map_err(|e| anyhow!("compiling the component: {e:?}"))?;
+        let mut linker = Linker::<ConnData>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| anyhow!("adding WASI to the linker: {e}"))?;
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow!("linking the component: {e:?}"))?;
+        let pre = bindings::WebsocketServerPre::new(instance_pre).map_err(|e| {
+            anyhow!(
+                "the component does not export ws-edge:websocket/websocket-request@0.1.0: {e:?}"
+            )
+        })?;
+
+        let tick_ms = EPOCH_TICK.as_millis().max(1);
+        let deadline_ticks = u64::try_from(limits.cpu_deadline.as_millis().div_ceil(tick_ms)).unwrap_or(u64::MAX).max(1)
+                // The current tick may end right after the call starts.
+                + 1;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let stop = ticker_stop.clone();
+        std::thread::Builder::new()
+            .name("ws-edge-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .context("spawning the epoch thread")?;
+
+        Ok(Self {
+            engine,
+            pre,
+            memory_limit: limits.memory_per_connection,
+            deadline_ticks,
+            ticker_stop,
+        })
+    }
+
+    /// Instantiates the component in a fresh store for one connection.
+    pub(crate) fn instantiate(&self) -> Result<Guest, GuestError> {
+        let data = ConnData {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.memory_limit)
+                .instances(16)
+                .tables(8)
+                .memories(2)
+                .build(),
+        };
+        let mut store = Store::new(&self.engine, data);
+        store.limiter(|data| &mut data.limits);
+        store.set_epoch_deadline(self.deadline_ticks);
+        let bindings = guarded(|| self.pre.instantiate(&mut store))?;
+        Ok(Guest {
+            store,
+            bindings,
+            deadline_ticks: self.deadline_ticks,
+        })
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Why a guest call failed. The connection that made it must end.
+#[derive(Debug)]
+pub(crate) struct GuestError(pub(crate) String);
+
+impl std::fmt::Display for GuestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Runs a guest call, turning a trap and a host panic (for example from a
+/// WASI import that cannot run on a tokio worker) into a [`GuestError`].
+fn guarded<R>(call: impl FnOnce() -> wasmtime::Result<R>) -> Result<R, GuestError> {
+    match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(GuestError(describe_trap(&e))),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            Err(GuestError(format!(
+                "host panicked during a guest call: {msg}"
+            )))
+        }
+    }
+}
+
+fn describe_trap(e: &wasmtime::Error) -> String {
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        let what = match trap {
+            wasmtime::Trap::Interrupt => "CPU deadline exceeded".to_owned(),
+            wasmtime::Trap::UnreachableCodeReached => {
+                "guest panicked or aborted (unreachable)".to_owned()
+            }
+            other => format!("guest trapped: {other}"),
+        };
+        return what;
+    }
+    format!("guest call failed: {e:#}")
+}
+
+/// One instance of the component, owned by one connection.
+pub(crate) struct Guest {
+    store: Store<ConnData>,
+    bindings: bindings::WebsocketServer,
+    deadline_ticks: u64,
+}
+
+impl Guest {
+    /// Calls `handle-request` (not used by the TCP host, which has raw bytes).
+    #[cfg(test)]
+    pub(crate) fn handle_request(
+        &mut self,
+        request: &bindings::exports::ws_edge::websocket::websocket_request::Request,
+        now: u64,
+    ) -> Result<bindings::exports::ws_edge::websocket::websocket_request::Handshake, GuestError>
+    {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let iface = self.bindings.ws_edge_websocket_websocket_request();
+        guarded(|| iface.call_handle_request(&mut self.store, request, now))
+    }
+
+    /// Calls `preview-head`.
+    #[cfg(test)]
+    pub(crate) fn preview_head(
+        &mut self,
+        head: &[u8],
+        transport: &Transport,
+    ) -> Result<bindings::exports::ws_edge::websocket::websocket_request::HeadResponse, GuestError>
+    {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let iface = self.bindings.ws_edge_websocket_websocket_request();
+        guarded(|| iface.call_preview_head(&mut self.store, head, transport))
+    }
+
+    /// Calls `handle-head`.
+    pub(crate) fn handle_head(
+        &mut self,
+        head: &[u8],
+        transport: &Transport,
+        now: u64,
+    ) -> Result<HeadResult, GuestError> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let iface = self.bindings.ws_edge_websocket_websocket_request();
+        guarded(|| iface.call_handle_head(&mut self.store, head, transport, now))
+    }
+
+    /// Calls `connection.receive`.
+    pub(crate) fn receive(
+        &mut self,
+        conn: ResourceAny,
+        data: &[u8],
+        now: u64,
+    ) -> Result<Transmit, GuestError> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let c = self
+            .bindings
+            .ws_edge_websocket_websocket_request()
+            .connection();
+        guarded(|| c.call_receive(&mut self.store, conn, data, now))
+    }
+
+    /// Calls `connection.tick`.
+    pub(crate) fn tick(&mut self, conn: ResourceAny, now: u64) -> Result<Transmit, GuestError> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let c = self
+            .bindings
+            .ws_edge_websocket_websocket_request()
+            .connection();
+        guarded(|| c.call_tick(&mut self.store, conn, now))
+    }
+
+    /// Calls `connection.close`.
+    pub(crate) fn close(
+        &mut self,
+        conn: ResourceAny,
+        code: u16,
+        reason: &str,
+        now: u64,
+    ) -> Result<Transmit, GuestError> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let c = self
+            .bindings
+            .ws_edge_websocket_websocket_request()
+            .connection();
+        guarded(|| c.call_close(&mut self.store, conn, code, reason, now))
+    }
+
+    /// Calls `connection.disconnected`.
+    pub(crate) fn disconnected(
+        &mut self,
+        conn: ResourceAny,
+        now: u64,
+    ) -> Result<Transmit, GuestError> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let c = self
+            .bindings
+            .ws_edge_websocket_websocket_request()
+            .connection();
+        guarded(|| c.call_disconnected(&mut self.store, conn, now))
+    }
+
+    /// Drops a resource the guest handed out (runs its destructor in the
+    /// guest). Errors are ignored: the store is about to go away anyway.
+    pub(crate) fn drop_resource(&mut self, conn: ResourceAny) {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        if let Err(e) = guarded(|| conn.resource_drop(&mut self.store)) {
+            tracing::debug!("dropping the connection resource failed: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every function of the WIT interface, called through wasmtime on the
+    //! bundled echo component.
+
+    use super::bindings::exports::ws_edge::websocket::websocket_request as wit;
+    use super::*;
+
+    const HEAD: &[u8] = b"GET /x HTTP/1.1\r\nHost: a.example\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+
+    fn runtime() -> Runtime {
+        let limits = Limits {
+            max_connections: 4,
+            ..Limits::default()
+        };
+        Runtime::new(crate::ECHO_COMPONENT, &limits).expect("echo compiles")
+    }
+
+    fn transport() -> Transport {
+        Transport {
+            peer: Some("192.0.2.1:5000".into()),
+            tls: false,
+        }
+    }
+
+    fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8, 9, 8, 7, 6];
+        f.extend(
+            payload
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ [9, 8, 7, 6][i % 4]),
+        );
+        f
+    }
+
+    #[test]
+    fn handle_head_incomplete_then_complete_with_leftover() {
+        let rt = runtime();
+        let mut g = rt.instantiate().expect("instance");
+        let partial = g.handle_head(&HEAD[..40], &transport(), 0).expect("call");
+        assert!(matches!(partial, HeadResult::Incomplete));
+
+        let mut bytes = HEAD.to_vec();
+        bytes.extend(masked(0x1, b"hi"));
+        let HeadResult::Complete(hh) = g.handle_head(&bytes, &transport(), 0).expect("call") else {
+            panic!("complete head expected");
+        };
+        assert_eq!(hh.consumed as usize, HEAD.len());
+        let r = &hh.handshake.response;
+        assert_eq!(r.status, 101);
+        assert!(r.wire.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(
+            r.headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept")
+                    && h.value == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        );
+        let conn = hh.handshake.connection.expect("accepted");
+
+        let t = g.receive(conn, &bytes[HEAD.len()..], 1).expect("receive");
+        assert_eq!(t.bytes, [0x81, 2, b'h', b'i']);
+        assert!(matches!(t.state, ConnectionState::Open));
+        assert!(t.deadline.is_some(), "keepalive armed");
+
+        // Host-initiated close, then the peer's reply completes it.
+        let t = g.close(conn, 1001, "bye", 2).expect("close");
+        assert_eq!(&t.bytes[..4], &[0x88, 5, 0x03, 0xE9]);
+        assert!(matches!(t.state, ConnectionState::Closing));
+        let t = g
+            .receive(conn, &masked(0x8, &1001u16.to_be_bytes()), 3)
+            .expect("receive");
+        assert!(t.bytes.is_empty());
+        let ConnectionState::Closed(frame) = t.state else {
+            panic!("closed expected");
+        };
+        assert_eq!(frame.code, 1001);
+        assert_eq!(t.deadline, None);
+        g.drop_resource(conn);
+    }
+
+    #[test]
+    fn tick_and_disconnected() {
+        let rt = runtime();
+        let mut g = rt.instantiate().expect("instance");
+        let HeadResult::Complete(hh) = g.handle_head(HEAD, &transport(), 100).expect("call") else {
+            panic!("complete head expected");
+        };
+        let conn = hh.handshake.connection.expect("accepted");
+        let t = g.tick(conn, 100).expect("tick");
+        assert!(t.bytes.is_empty(), "nothing due yet");
+        let deadline = t.deadline.expect("keepalive deadline");
+        let t = g.tick(conn, deadline).expect("tick");
+        assert_eq!(t.bytes, [0x89, 0], "keepalive ping");
+        let t = g.disconnected(conn, deadline + 1).expect("disconnected");
+        let ConnectionState::Closed(frame) = t.state else {
+            panic!("closed expected");
+        };
+        assert_eq!(frame.code, 1006);
+        g.drop_resource(conn);
+    }
+
+    #[test]
+    fn handle_request_and_preview_head() {
+        let rt = runtime();
+        let mut g = rt.instantiate().expect("instance");
+        let header = |n: &str, v: &str| wit::Header {
+            name: n.into(),
+            value: v.as_bytes().to_vec(),
+        };
+        let mut request = wit::Request {
+            method: "GET".into(),
+            target: "/chat".into(),
+            version: wit::HttpVersion { major: 1, minor: 1 },
+            headers: vec![
+                header("Host", "a.example"),
+                header("Upgrade", "websocket"),
+                header("Connection", "Upgrade"),
+                header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                header("Sec-WebSocket-Version", "13"),
+            ],
+            transport: transport(),
+        };
+        let hs = g.handle_request(&request, 0).expect("call");
+        assert_eq!(hs.response.status, 101);
+        let conn = hs.connection.expect("accepted");
+        g.drop_resource(conn);
+
+        request.headers.truncate(3);
+        let hs = g.handle_request(&request, 0).expect("call");
+        assert_eq!(hs.response.status, 400);
+        assert!(hs.connection.is_none());
+
+        let wit::HeadResponse::Complete(r) = g.preview_head(HEAD, &transport()).expect("call")
+        else {
+            panic!("complete expected");
+        };
+        assert_eq!(r.status, 101);
+        assert!(matches!(
+            g.preview_head(b"GET / HT", &transport()).expect("call"),
+            wit::HeadResponse::Incomplete
+        ));
+    }
+}

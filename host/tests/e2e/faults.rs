@@ -1,0 +1,109 @@
+//! Guests that panic, loop forever or exhaust their memory end only their
+//! own connection: 500 before the upgrade, close 1011 after it, while other
+//! connections on the same server keep echoing.
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use tokio_tungstenite::tungstenite::Message;
+use ws_edge_host::Limits;
+
+use crate::common::*;
+
+/// Runs the fault drill for a component whose text message `trigger` and
+/// path `/<trigger>` misbehave.
+async fn drill(component: &str, trigger: &str, limits: Limits) {
+    let server = TestServer::start(component, limits).await;
+
+    let mut bystander = connect(&server.url("/")).await;
+    assert_echo(&mut bystander, "before").await;
+
+    // After the upgrade: the connection is closed with 1011.
+    let mut victim = connect(&server.url("/")).await;
+    assert_echo(&mut victim, "fine so far").await;
+    victim
+        .send(Message::text(trigger))
+        .await
+        .expect("send trigger");
+    expect_close(&mut victim, 1011).await;
+
+    assert_echo(&mut bystander, "still here").await;
+
+    // In the handshake: the request is answered with 500.
+    let (r, _) = raw_exchange(server.addr, &upgrade_request(&format!("/{trigger}"), "")).await;
+    assert_eq!(r.status, 500, "{r:?}");
+
+    assert_echo(&mut bystander, "and still here").await;
+    // A new connection gets a fresh instance.
+    let mut fresh = connect(&server.url("/")).await;
+    assert_echo(&mut fresh, "new instance").await;
+    // Clients that go away let the shutdown finish at once (an unpolled
+    // client would leave the server waiting for its close reply).
+    drop((bystander, victim, fresh));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panicking_guest_ends_only_its_connection() {
+    drill("guest_panic", "panic", test_limits()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looping_guest_is_stopped_by_the_cpu_deadline() {
+    let limits = Limits {
+        cpu_deadline: Duration::from_millis(50),
+        ..test_limits()
+    };
+    drill("guest_spin", "spin", limits).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_hog_is_stopped_by_the_memory_cap() {
+    let limits = Limits {
+        memory_per_connection: 16 << 20,
+        ..test_limits()
+    };
+    drill("guest_hog", "hog", limits).await;
+}
+
+/// A client that sends but never reads: the host stops reading from it once
+/// a write blocks (backpressure), and drops it after the write timeout, while
+/// another client keeps echoing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_that_never_reads_is_dropped_after_the_write_timeout() {
+    use tokio::io::AsyncWriteExt;
+
+    let limits = Limits {
+        write_timeout: Duration::from_millis(300),
+        ..test_limits()
+    };
+    let server = TestServer::start("echo", limits).await;
+    let mut bystander = connect(&server.url("/")).await;
+
+    let (response, mut stream) = raw_exchange(server.addr, &upgrade_request("/", "")).await;
+    assert_eq!(response.status, 101);
+    let frame = client_frame(true, 0x2, &vec![0x5a; 60 * 1024]);
+    // Loopback buffers hold a few MiB; 4 000 frames (240 MiB) is far more
+    // than the server can have queued before the write timeout drops us.
+    let mut sent = 0usize;
+    let failed = tokio::time::timeout(STEP, async {
+        for _ in 0..4000 {
+            if stream.write_all(&frame).await.is_err() {
+                return true;
+            }
+            sent += 1;
+        }
+        false
+    })
+    .await
+    .expect("the server drops the connection within the step");
+    assert!(
+        failed,
+        "the server kept reading {sent} frames without us reading"
+    );
+    assert!(sent < 4000);
+
+    assert_echo(&mut bystander, "unaffected").await;
+    drop(bystander);
+    server.shutdown().await;
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end tests need, only when missing:
+#   - the wasm32-wasip2 Rust target (guest components),
+#   - a Python venv at .venv with the `websockets` client,
+#   - headless Chromium (/usr/bin/chromium, Debian package `chromium`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    echo "installing the wasm32-wasip2 target"
+    rustup target add wasm32-wasip2
+fi
+
+if ! .venv/bin/python -c 'import websockets' 2>/dev/null; then
+    echo "creating .venv with websockets"
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check websockets
+fi
+
+if ! [ -x /usr/bin/chromium ]; then
+    echo "installing chromium"
+    if [ "$(id -u)" -eq 0 ]; then
+        apt-get update -qq && apt-get install -y -qq chromium
+    else
+        sudo apt-get update -qq && sudo apt-get install -y -qq chromium
+    fi
+fi
