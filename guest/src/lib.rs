@@ -40,7 +40,7 @@ use std::cell::RefCell;
 
 pub use ws_edge;
 pub use ws_edge::handshake::{
-    AcceptOptions, HandshakeConfig, RejectOptions, Request, Response, SetCookie,
+    AcceptError, AcceptOptions, HandshakeConfig, RejectOptions, Request, Response, SetCookie,
 };
 pub use ws_edge::protocol::{CloseCode, Config, Outbox, SendError};
 
@@ -139,6 +139,17 @@ pub trait Handler: Sized + 'static {
     /// exactly once.
     fn on_close(&mut self, code: u16, reason: &str) {
         let _ = (code, reason);
+    }
+
+    /// The options of an [`Decision::Accept`] could not be honoured: a
+    /// subprotocol the client did not offer, an origin that does not match,
+    /// an invalid cookie or header. Nothing has been sent yet, so the handler
+    /// chooses the rejection. The default answers `500` with the error as the
+    /// reason (WebSocket-Node sends its 500 *before* reporting the error, so
+    /// its handlers never get this choice).
+    fn on_accept_error(request: &Request, error: AcceptError) -> RejectOptions {
+        let _ = request;
+        RejectOptions::new(500).reason(error.to_string())
     }
 
     /// Settings of the handshake (limits, trusted proxies). Called per request.
@@ -268,9 +279,12 @@ fn decide<H: Handler>(result: Result<Request, hs::Rejection>, now: u64) -> wit::
                 }
             }
             // The handler asked for something the request cannot give (a
-            // protocol the client did not offer, an invalid cookie): a
-            // server error, answered before anything was sent.
-            Err(e) => reject_with(&mut request, RejectOptions::new(500).reason(e.to_string())),
+            // protocol the client did not offer, an invalid cookie). Nothing
+            // was sent, so the handler picks the rejection.
+            Err(e) => {
+                let options = H::on_accept_error(&request, e);
+                reject_with(&mut request, options)
+            }
         },
         Decision::Reject(options) => reject_with(&mut request, options),
     }
@@ -418,6 +432,66 @@ mod tests {
         fn on_request(_request: &Request) -> Decision<Self> {
             Decision::reject(99, "not a valid status")
         }
+    }
+
+    /// Asks for a subprotocol the client never offered.
+    struct WantsProtocol;
+
+    impl Handler for WantsProtocol {
+        fn on_request(_request: &Request) -> Decision<Self> {
+            Decision::accept_with(AcceptOptions::new().protocol("mqtt"), WantsProtocol)
+        }
+    }
+
+    /// Same mistake, but the handler turns it into a 400 of its own.
+    struct PicksItsRejection;
+
+    impl Handler for PicksItsRejection {
+        fn on_request(_request: &Request) -> Decision<Self> {
+            Decision::accept_with(AcceptOptions::new().protocol("mqtt"), PicksItsRejection)
+        }
+
+        fn on_accept_error(_request: &Request, error: AcceptError) -> RejectOptions {
+            assert!(matches!(error, AcceptError::ProtocolNotOffered(_)));
+            RejectOptions::new(400).reason("subprotocol mqtt required")
+        }
+    }
+
+    fn reject_reason(response: &wit::Response) -> Option<String> {
+        response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("x-websocket-reject-reason"))
+            .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+    }
+
+    #[test]
+    fn accept_error_defaults_to_500_before_anything_is_sent() {
+        let hh = complete(<Component<WantsProtocol> as wit::Guest>::handle_head(
+            HEAD.to_vec(),
+            transport(),
+            0,
+        ));
+        assert!(hh.handshake.connection.is_none());
+        assert_eq!(hh.handshake.response.status, 500);
+        let reason = reject_reason(&hh.handshake.response).expect("reason header");
+        assert!(reason.contains("mqtt"), "{reason}");
+        assert!(hh.handshake.response.wire.starts_with(b"HTTP/1.1 500 "));
+    }
+
+    #[test]
+    fn accept_error_lets_the_handler_choose_the_rejection() {
+        let hh = complete(<Component<PicksItsRejection> as wit::Guest>::handle_head(
+            HEAD.to_vec(),
+            transport(),
+            0,
+        ));
+        assert!(hh.handshake.connection.is_none());
+        assert_eq!(hh.handshake.response.status, 400);
+        assert_eq!(
+            reject_reason(&hh.handshake.response).as_deref(),
+            Some("subprotocol mqtt required")
+        );
     }
 
     const HEAD: &[u8] = b"GET /room HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
