@@ -237,11 +237,16 @@ async fn pump(
             if let ConnectionState::Closed(_) = transmit.state {
                 return End::Closed;
             }
-            if transmit.deadline != armed {
-                armed = transmit.deadline;
-                if let Some(at) = armed {
-                    sleep.as_mut().reset(shared.instant_at(at));
-                }
+            // Re-arm only when the deadline moves earlier. The keepalive
+            // deadline moves later with every message; an armed timer that
+            // is now early just calls `tick` once for nothing (allowed: it
+            // only advances the timers) and gets the current deadline back.
+            // That saves a timer-wheel update per message.
+            if let Some(at) = transmit.deadline
+                && armed.is_none_or(|current| at < current)
+            {
+                armed = Some(at);
+                sleep.as_mut().reset(shared.instant_at(at));
             }
         }
 
