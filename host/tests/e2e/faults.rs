@@ -107,3 +107,18 @@ async fn client_that_never_reads_is_dropped_after_the_write_timeout() {
     drop(bystander);
     server.shutdown().await;
 }
+
+/// A guest that writes to stderr through WASI fails its call (the blocking
+/// WASI stream cannot run inside a tokio worker); the host catches that like
+/// a trap and ends only that connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_writing_to_stderr_ends_only_its_connection() {
+    let server = TestServer::start("guest_panic", test_limits()).await;
+    let mut bystander = connect(&server.url("/")).await;
+    let mut victim = connect(&server.url("/")).await;
+    victim.send(Message::text("stderr")).await.expect("send");
+    expect_close(&mut victim, 1011).await;
+    assert_echo(&mut bystander, "unaffected").await;
+    drop((bystander, victim));
+    server.shutdown().await;
+}
