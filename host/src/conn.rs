@@ -100,7 +100,8 @@ pub(crate) async fn serve(
     }
 
     // Phase 2: the guest answers the head.
-    let mut guest = match shared.runtime.instantiate() {
+    let peer_label: Arc<str> = peer.to_string().into();
+    let mut guest = match shared.runtime.instantiate(&peer_label) {
         Ok(guest) => guest,
         Err(e) => {
             tracing::error!(%peer, "instantiating the component failed: {e}");
@@ -114,7 +115,7 @@ pub(crate) async fn serve(
         }
     };
     let transport = Transport {
-        peer: Some(peer.to_string()),
+        peer: Some(peer_label.to_string()),
         tls: false,
     };
     let answer = guest.handle_head(&buf, &transport, shared.now_ms());

@@ -1,8 +1,8 @@
 //! Test component: an echo server that panics on request. A request for
 //! `/panic` panics in the handshake; the text message `panic` panics while
-//! the connection is open. The text message `stderr` writes to stderr
-//! through WASI, which the host's synchronous guest calls cannot serve on a
-//! tokio worker (the call fails like a trap). Everything else is echoed.
+//! the connection is open (the panic message goes to stderr, which the host
+//! logs). The text message `stderr` writes a line to stderr and answers
+//! `wrote to stderr`. Everything else is echoed.
 
 use ws_edge_guest::{Decision, Handler, Message, Outbox, Request};
 
