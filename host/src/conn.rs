@@ -221,6 +221,9 @@ async fn pump(
     tokio::pin!(sleep);
     let mut armed: Option<u64> = None;
     let mut closing_sent = false;
+    // The server dropped its shutdown sender (its `run` future was dropped):
+    // treat that as a shutdown too, or `changed()` would fire forever.
+    let mut server_gone = false;
     let mut next = first;
 
     loop {
@@ -251,7 +254,7 @@ async fn pump(
             }
         }
 
-        let stop = !closing_sent && *shutdown.borrow();
+        let stop = !closing_sent && (server_gone || *shutdown.borrow());
         if stop {
             closing_sent = true;
             next = Some(guest.close(conn, 1001, "server shutting down", shared.now_ms()));
@@ -292,7 +295,7 @@ async fn pump(
                 armed = None;
                 next = Some(guest.tick(conn, shared.now_ms()));
             }
-            _ = shutdown.changed(), if !closing_sent => {}
+            changed = shutdown.changed(), if !closing_sent => server_gone = changed.is_err(),
         }
     }
 }
