@@ -195,19 +195,10 @@ struct Inner<H> {
     handler: H,
 }
 
-fn install_panic_hook() {
-    // The default hook writes to stderr through WASI, which a host may not
-    // support in the middle of a call. The trap that follows a panic is what
-    // the host reports.
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| std::panic::set_hook(Box::new(|_| {})));
-}
-
 impl<H: Handler> wit::Guest for Component<H> {
     type Connection = GuestConnection<H>;
 
     fn handle_head(head: Vec<u8>, transport: wit::Transport, now: wit::Instant) -> wit::HeadResult {
-        install_panic_hook();
         let config = H::handshake_config();
         match hs::Request::from_head(&head, core_transport(&transport), &config) {
             HeadStatus::Incomplete => wit::HeadResult::Incomplete,
@@ -221,7 +212,6 @@ impl<H: Handler> wit::Guest for Component<H> {
     }
 
     fn handle_request(request: wit::Request, now: wit::Instant) -> wit::Handshake {
-        install_panic_hook();
         let config = H::handshake_config();
         let parts = hs::RequestParts {
             method: request.method,
@@ -241,7 +231,6 @@ impl<H: Handler> wit::Guest for Component<H> {
     }
 
     fn preview_head(head: Vec<u8>, transport: wit::Transport) -> wit::HeadResponse {
-        install_panic_hook();
         match Self::handle_head(head, transport, 0) {
             wit::HeadResult::Incomplete => wit::HeadResponse::Incomplete,
             // The connection, if any, is dropped here: the caller cannot

@@ -100,7 +100,8 @@ pub(crate) async fn serve(
     }
 
     // Phase 2: the guest answers the head.
-    let mut guest = match shared.runtime.instantiate() {
+    let peer_label: Arc<str> = peer.to_string().into();
+    let mut guest = match shared.runtime.instantiate(&peer_label) {
         Ok(guest) => guest,
         Err(e) => {
             tracing::error!(%peer, "instantiating the component failed: {e}");
@@ -114,7 +115,7 @@ pub(crate) async fn serve(
         }
     };
     let transport = Transport {
-        peer: Some(peer.to_string()),
+        peer: Some(peer_label.to_string()),
         tls: false,
     };
     let answer = guest.handle_head(&buf, &transport, shared.now_ms());
@@ -220,6 +221,9 @@ async fn pump(
     tokio::pin!(sleep);
     let mut armed: Option<u64> = None;
     let mut closing_sent = false;
+    // The server dropped its shutdown sender (its `run` future was dropped):
+    // treat that as a shutdown too, or `changed()` would fire forever.
+    let mut server_gone = false;
     let mut next = first;
 
     loop {
@@ -237,15 +241,20 @@ async fn pump(
             if let ConnectionState::Closed(_) = transmit.state {
                 return End::Closed;
             }
-            if transmit.deadline != armed {
-                armed = transmit.deadline;
-                if let Some(at) = armed {
-                    sleep.as_mut().reset(shared.instant_at(at));
-                }
+            // Re-arm only when the deadline moves earlier. The keepalive
+            // deadline moves later with every message; an armed timer that
+            // is now early just calls `tick` once for nothing (allowed: it
+            // only advances the timers) and gets the current deadline back.
+            // That saves a timer-wheel update per message.
+            if let Some(at) = transmit.deadline
+                && armed.is_none_or(|current| at < current)
+            {
+                armed = Some(at);
+                sleep.as_mut().reset(shared.instant_at(at));
             }
         }
 
-        let stop = !closing_sent && *shutdown.borrow();
+        let stop = !closing_sent && (server_gone || *shutdown.borrow());
         if stop {
             closing_sent = true;
             next = Some(guest.close(conn, 1001, "server shutting down", shared.now_ms()));
@@ -286,7 +295,7 @@ async fn pump(
                 armed = None;
                 next = Some(guest.tick(conn, shared.now_ms()));
             }
-            _ = shutdown.changed(), if !closing_sent => {}
+            changed = shutdown.changed(), if !closing_sent => server_gone = changed.is_err(),
         }
     }
 }

@@ -31,6 +31,7 @@ mod http;
 #[doc(hidden)]
 pub mod measure;
 mod runtime;
+mod stdio;
 
 use std::future::Future;
 use std::net::SocketAddr;

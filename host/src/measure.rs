@@ -47,11 +47,14 @@ pub fn guest_lifetime(wasm: &[u8], connections: usize, messages: usize) -> anyho
     frame.extend_from_slice(&mask);
     frame.extend((0..64).map(|i| b'a' ^ mask[i % 4]));
 
+    let peer: std::sync::Arc<str> = "127.0.0.1:40000".into();
     let (mut inst, mut head_t, mut recv_t, mut down_t) = (vec![], vec![], vec![], vec![]);
     let mut warm_t = vec![];
     for _ in 0..connections {
         let t0 = Instant::now();
-        let mut guest = runtime.instantiate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut guest = runtime
+            .instantiate(&peer)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let t1 = Instant::now();
         let answer = guest
             .handle_head(head, &transport, 0)

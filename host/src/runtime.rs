@@ -24,6 +24,7 @@ use wasmtime::{
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::Limits;
+use crate::stdio::{GuestLog, Which};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -96,6 +97,8 @@ impl Runtime {
         let mut linker = Linker::<ConnData>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| anyhow!("adding WASI to the linker: {e}"))?;
+        crate::stdio::add_to_linker(&mut linker)
+            .map_err(|e| anyhow!("adding wasi:io/streams to the linker: {e}"))?;
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("linking the component: {e:?}"))?;
@@ -136,9 +139,13 @@ impl Runtime {
     }
 
     /// Instantiates the component in a fresh store for one connection.
-    pub(crate) fn instantiate(&self) -> Result<Guest, GuestError> {
+    pub(crate) fn instantiate(&self, peer: &Arc<str>) -> Result<Guest, GuestError> {
+        let wasi = WasiCtx::builder()
+            .stdout(GuestLog::new(Which::Stdout, peer.clone()))
+            .stderr(GuestLog::new(Which::Stderr, peer.clone()))
+            .build();
         let data = ConnData {
-            wasi: WasiCtx::builder().build(),
+            wasi,
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.memory_limit)
@@ -360,7 +367,7 @@ mod tests {
     #[test]
     fn handle_head_incomplete_then_complete_with_leftover() {
         let rt = runtime();
-        let mut g = rt.instantiate().expect("instance");
+        let mut g = rt.instantiate(&"test".into()).expect("instance");
         let partial = g.handle_head(&HEAD[..40], &transport(), 0).expect("call");
         assert!(matches!(partial, HeadResult::Incomplete));
 
@@ -405,7 +412,7 @@ mod tests {
     #[test]
     fn tick_and_disconnected() {
         let rt = runtime();
-        let mut g = rt.instantiate().expect("instance");
+        let mut g = rt.instantiate(&"test".into()).expect("instance");
         let HeadResult::Complete(hh) = g.handle_head(HEAD, &transport(), 100).expect("call") else {
             panic!("complete head expected");
         };
@@ -426,7 +433,7 @@ mod tests {
     #[test]
     fn handle_request_and_preview_head() {
         let rt = runtime();
-        let mut g = rt.instantiate().expect("instance");
+        let mut g = rt.instantiate(&"test".into()).expect("instance");
         let header = |n: &str, v: &str| wit::Header {
             name: n.into(),
             value: v.as_bytes().to_vec(),

@@ -107,3 +107,22 @@ async fn client_that_never_reads_is_dropped_after_the_write_timeout() {
     drop(bystander);
     server.shutdown().await;
 }
+
+/// Guest stdout/stderr goes to the host's log; writing to it is an ordinary,
+/// non-blocking WASI call (the host replaces wasmtime-wasi's blocking stream
+/// functions, which cannot run on a tokio worker).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_stderr_is_served_without_blocking() {
+    let server = TestServer::start("guest_panic", test_limits()).await;
+    let mut ws = connect(&server.url("/")).await;
+    for _ in 0..3 {
+        ws.send(Message::text("stderr")).await.expect("send");
+        match next_message(&mut ws).await {
+            Message::Text(t) => assert_eq!(t.as_str(), "wrote to stderr"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_echo(&mut ws, "still echoing").await;
+    drop(ws);
+    server.shutdown().await;
+}

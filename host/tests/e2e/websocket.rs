@@ -155,3 +155,22 @@ async fn server_initiated_close_on_shutdown() {
         .expect("server stops within the step")
         .expect("no panic");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_run_future_closes_connections_with_1001() {
+    let server = ws_edge_host::Server::builder()
+        .component_file(component("echo"))
+        .listen("127.0.0.1:0".parse().expect("addr"))
+        .limits(test_limits())
+        .bind()
+        .await
+        .expect("bind");
+    let url = format!("ws://{}/", server.local_addr());
+    let run = tokio::spawn(server.run(std::future::pending()));
+    let mut ws = connect(&url).await;
+    assert_echo(&mut ws, "before").await;
+    run.abort();
+    let _ = run.await;
+    // The connection task outlives the accept loop and closes on its own.
+    expect_close(&mut ws, 1001).await;
+}
