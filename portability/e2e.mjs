@@ -2,7 +2,11 @@
 // transpiled echo component, talks to it with the `ws` client and with raw
 // sockets, and exits non-zero on the first failure.
 //
-// Usage: node e2e.mjs MODULE.js
+// Usage: node e2e.mjs MODULE.js [PANIC-MODULE.js]
+//
+// PANIC-MODULE.js, if given, is the transpiled tests/components/panic (an echo
+// that traps on the text message `panic`): a trap must end that connection
+// only.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -15,7 +19,7 @@ import WebSocket from 'ws';
 
 const TIMEOUT_MS = 30_000;
 const here = path.dirname(fileURLToPath(import.meta.url));
-const [modulePath] = process.argv.slice(2);
+const [modulePath, panicModulePath] = process.argv.slice(2);
 assert.ok(modulePath, 'usage: node e2e.mjs MODULE.js');
 
 const watchdog = setTimeout(() => fail(new Error(`timed out after ${TIMEOUT_MS} ms`)), TIMEOUT_MS);
@@ -56,12 +60,13 @@ async function rawExchange(url, writes) {
 }
 
 // Starts host.mjs and resolves to its ws:// URL once it is listening.
-async function startHost(env = {}) {
-  const proc = spawn(process.execPath, [path.join(here, 'host.mjs'), modulePath, '127.0.0.1:0'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+async function startHost(env = {}, module = modulePath) {
+  const proc = spawn(process.execPath, [path.join(here, 'host.mjs'), module, '127.0.0.1:0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
   hosts.push(proc);
+  proc.stderr.on('data', (d) => process.stderr.write(`host stderr: ${d}`));
   proc.on('exit', (code, sig) => proc.expectedExit || fail(new Error(`host exited: ${code ?? sig}`)));
   const [line] = await once(readline.createInterface({ input: proc.stdout }), 'line');
   const url = line.match(/^listening on (ws:\/\/\S+)$/)?.[1];
@@ -118,6 +123,14 @@ async function main() {
     console.log('ok: version 7 -> 426, connection closed');
   }
 
+  // 3b. A head over the 8 KiB limit: 431, and the host stays up.
+  {
+    const big = Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(9000)}\r\n`);
+    const out = (await rawExchange(url, [big])).toString('latin1');
+    assert.match(out, /^HTTP\/1\.1 431 /);
+    console.log('ok: 9 KB head without its end -> 431, connection closed');
+  }
+
   // 4. Shutdown: SIGTERM makes the host close open connections with 1001.
   {
     const ws = new WebSocket(url);
@@ -148,6 +161,27 @@ async function main() {
     proc.expectedExit = true;
     proc.kill('SIGTERM');
     console.log(`ok: keepalive ping, drop after grace (${elapsed.toFixed(0)} ms real)`);
+  }
+
+  // 6. A trap ends its own connection only: the next one is served.
+  if (panicModulePath) {
+    const { proc, url: panicUrl } = await startHost({}, panicModulePath);
+    const talk = async (text) => {
+      const ws = new WebSocket(panicUrl);
+      const got = [];
+      ws.on('message', (data) => got.push(data.toString()));
+      await once(ws, 'open');
+      ws.send(text);
+      ws.close(1000);
+      const [code] = await once(ws, 'close');
+      return { code, got };
+    };
+    const trapped = await talk('panic');
+    assert.equal(trapped.code, 1006, 'the trapping connection is dropped');
+    assert.deepEqual(await talk('still here'), { code: 1000, got: ['still here'] });
+    proc.expectedExit = true;
+    proc.kill('SIGTERM');
+    console.log('ok: trap in one connection drops it (1006), the next is served');
   }
 }
 

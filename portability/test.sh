@@ -5,6 +5,8 @@
 # Usage: portability/test.sh [COMPONENT.wasm]
 #   COMPONENT defaults to $COMPONENT, else the echo example that `make guests`
 #   builds (target/guests/wasm32-wasip2/guest/echo.wasm). It must echo.
+#   PANIC_COMPONENT (default: guest_panic.wasm next to echo.wasm) is used,
+#   when it exists, to check that a trap ends only its own connection.
 # Needs node >= 18 and npm. Installs the pinned npm packages (package-lock.json)
 # into portability/node_modules on first use.
 set -euo pipefail
@@ -13,6 +15,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 component=${1:-${COMPONENT:-$root/target/guests/wasm32-wasip2/guest/echo.wasm}}
 component=$(realpath "$component")
+# An echo that traps on the message `panic` (tests/components/panic), if built.
+panic=${PANIC_COMPONENT:-$root/target/guests/wasm32-wasip2/guest/guest_panic.wasm}
 [[ -f $component ]] || { echo "test.sh: no component at $component (run \`make guests\`)" >&2; exit 2; }
 
 cd "$here"
@@ -23,9 +27,16 @@ fi
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-echo "test.sh: jco transpile $component"
-timeout 120 node_modules/.bin/jco transpile "$component" -o "$out/gen" --name component --quiet
-# The generated module imports @bytecodealliance/preview2-shim: resolve it
-# from this directory's node_modules.
-ln -s "$here/node_modules" "$out/node_modules"
-timeout 60 node e2e.mjs "$out/gen/component.js"
+transpile() { # COMPONENT OUT-DIR
+    echo "test.sh: jco transpile $1"
+    timeout 120 node_modules/.bin/jco transpile "$1" -o "$2" --name component --instantiation sync --quiet
+}
+transpile "$component" "$out/main"
+set -- "$out/main/component.js"
+if [[ -f $panic ]]; then
+    transpile "$panic" "$out/panic"
+    set -- "$@" "$out/panic/component.js"
+else
+    echo "test.sh: no $panic, skipping the trap-isolation case"
+fi
+timeout 60 node e2e.mjs "$@"
