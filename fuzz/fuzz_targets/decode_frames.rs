@@ -21,7 +21,10 @@ enum Ev {
 
 /// A deterministic echo handler that sometimes closes.
 fn handle(e: Event<'_>, out: &mut ws_edge::protocol::Outbox<'_>, log: &mut Vec<Ev>) {
-    assert!(!matches!(log.last(), Some(Ev::Close(..))), "event after close");
+    assert!(
+        !matches!(log.last(), Some(Ev::Close(..))),
+        "event after close"
+    );
     let ev = match e {
         Event::Text(s) => {
             assert!(std::str::from_utf8(s.as_bytes()).is_ok());
@@ -69,7 +72,9 @@ fn config(flags: u8) -> Config {
 
 fn check_output(mut b: &[u8]) {
     while !b.is_empty() {
-        let (h, n) = FrameHeader::parse(b).expect("server header parses").expect("complete header");
+        let (h, n) = FrameHeader::parse(b)
+            .expect("server header parses")
+            .expect("complete header");
         assert!(h.mask.is_none());
         let len = h.payload_len as usize;
         assert!(b.len() >= n + len, "truncated server frame");

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Run every cargo-fuzz target of fuzz/ for a bounded time, one after another.
+#
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
+#
+#   SECONDS  time per target (default 60)
+#   TARGET   targets to run (default: every target `cargo fuzz list` shows)
+#
+# Each target runs as
+#   cargo +nightly fuzz run TARGET WORK SEED -- -max_total_time=SECONDS -dict=...
+# where SEED is the committed fuzz/corpus/seed-TARGET/ and WORK is a scratch
+# corpus outside git (fuzz/corpus/work-TARGET/, ignored). Crash inputs land in
+# fuzz/artifacts/TARGET/.
+#
+# Environment:
+#   FUZZ_NICE       niceness for the fuzzers (default 10)
+#   FUZZ_SANITIZER  cargo-fuzz --sanitizer (default: cargo-fuzz's own, address);
+#                   "none" runs ~3-5x more executions (the targets' own
+#                   assertions and Rust's checks stay on)
+#   FUZZ_ARGS       extra libFuzzer flags, e.g. "-runs=10000000"
+#
+# Installs cargo-fuzz if it is missing (needs the nightly toolchain).
+# Exit status: 0 when no target crashed, 1 when one did (the rest still run),
+# 2 on usage or setup errors.
+set -euo pipefail
+
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
+    exit 0
+fi
+
+seconds="${1:-60}"
+if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
+    echo "fuzz.sh: SECONDS must be a positive integer (got '$seconds')" >&2
+    exit 2
+fi
+shift || true
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root/fuzz"
+
+if ! cargo +nightly --version >/dev/null 2>&1; then
+    echo "fuzz.sh: the nightly toolchain is required (rustup toolchain install nightly)" >&2
+    exit 2
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "fuzz.sh: installing cargo-fuzz" >&2
+    cargo +nightly install cargo-fuzz --locked
+fi
+
+if [[ $# -gt 0 ]]; then
+    targets=("$@")
+else
+    mapfile -t targets < <(cargo +nightly fuzz list)
+fi
+if [[ ${#targets[@]} -eq 0 ]]; then
+    echo "fuzz.sh: no fuzz targets found" >&2
+    exit 2
+fi
+
+dict="$root/fuzz/http-websocket.dict"
+build=()
+[[ -n "${FUZZ_SANITIZER:-}" ]] && build+=(--sanitizer "$FUZZ_SANITIZER")
+failed=()
+for t in "${targets[@]}"; do
+    seed="corpus/seed-$t"
+    work="corpus/work-$t"
+    mkdir -p "$seed" "$work"
+    flags=(-max_total_time="$seconds" -print_final_stats=1)
+    # The HTTP/WebSocket token dictionary only helps the handshake targets.
+    [[ "$t" == parse_* ]] && flags+=(-dict="$dict")
+    # shellcheck disable=SC2206
+    flags+=(${FUZZ_ARGS:-})
+    echo "== fuzz $t for ${seconds}s"
+    if nice -n "${FUZZ_NICE:-10}" cargo +nightly fuzz run "${build[@]}" "$t" "$work" "$seed" -- "${flags[@]}"; then
+        echo "== $t: no crash"
+    else
+        echo "== $t: FAILED (see fuzz/artifacts/$t/)" >&2
+        failed+=("$t")
+    fi
+done
+
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "fuzz.sh: crashes in: ${failed[*]}" >&2
+    exit 1
+fi
+echo "fuzz.sh: ${#targets[@]} target(s), no crash"
