@@ -6,7 +6,8 @@ GUESTS   := example-echo example-chat-auth example-reject \
             test-guest-panic test-guest-spin test-guest-hog
 GUEST_DIR := target/guests/wasm32-wasip2/guest
 
-.PHONY: run build guests sizes test test-deps fmt-check clippy unit e2e autobahn
+.PHONY: run build guests sizes test test-deps fmt-check clippy unit e2e autobahn \
+        check-wit cli-check portability fuzz bench bench-smoke
 
 ## Build the host (it builds and embeds the guest components) and serve the
 ## echo component on $(LISTEN).
@@ -29,7 +30,7 @@ sizes: guests
 	@ls -l $(GUEST_DIR)/*.wasm | awk '{printf "%8d  %s\n", $$5, $$9}'
 
 ## Everything: formatting, clippy, unit tests, component builds, end to end.
-test: test-deps fmt-check clippy unit e2e sizes
+test: test-deps fmt-check clippy unit e2e sizes check-wit portability
 
 test-deps:
 	scripts/test-deps.sh
@@ -52,5 +53,31 @@ e2e: wasm32-wasip2
 
 ## Autobahn|Testsuite fuzzingclient against the echo component.
 autobahn: build
-	@test -x scripts/autobahn.sh || { echo "scripts/autobahn.sh is missing (it comes with the bench branch)"; exit 1; }
 	scripts/with-server.sh -- scripts/autobahn.sh
+
+## The built components export exactly the WIT contract (wasm-tools; installed
+## if missing).
+check-wit: guests
+	scripts/check-wit.sh $(GUEST_DIR)/echo.wasm $(GUEST_DIR)/chat_auth.wasm $(GUEST_DIR)/reject.wasm
+
+## `wasmtime run --invoke` drives preview-head (wasmtime-cli 48.0.8; installed
+## if missing, ~10 minutes).
+cli-check: guests
+	scripts/cli-check.sh $(GUEST_DIR)/echo.wasm
+
+## The echo component under a second runtime: jco + a small Node host.
+portability: guests
+	portability/test.sh $(GUEST_DIR)/echo.wasm
+
+## cargo-fuzz targets, FUZZ_SECONDS each (nightly toolchain).
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## Benchmarks against the peers (writes docs/bench.md, docs/bench.svg).
+bench: build
+	bench/run.sh
+
+## A short bounded run of the same benchmark command.
+bench-smoke: build
+	bench/run.sh --quick
