@@ -886,3 +886,27 @@ fn json_dump() {
     assert_eq!(v["remote_address"], "198.51.100.4");
     assert_eq!(v["headers"][0][0], "Host");
 }
+
+#[test]
+fn extra_headers_may_not_be_padded_or_smuggle_cookies() {
+    let mut req = request(&head_with(&[]));
+    for (name, value) in [("X-Pad", " edge-1"), ("X-Pad", "edge-1\t")] {
+        assert_eq!(
+            req.accept(&AcceptOptions::new().header(name, value)),
+            Err(AcceptError::Header(HeaderError::InvalidValue(name.into())))
+        );
+    }
+    // Cookies go through `SetCookie`, which validates them.
+    assert_eq!(
+        req.accept(&AcceptOptions::new().header("Set-Cookie", "sid=1; Path=/")),
+        Err(AcceptError::Header(HeaderError::Reserved(
+            "Set-Cookie".into()
+        )))
+    );
+    assert!(!req.is_resolved());
+    // Inner whitespace stays legal.
+    assert!(
+        req.accept(&AcceptOptions::new().header("X-Pad", "a b\tc"))
+            .is_ok()
+    );
+}

@@ -176,14 +176,24 @@ pub(crate) async fn serve(
     }
     tracing::debug!(%peer, "connection upgraded");
 
+    // Either call returns the first deadline: without it a client that says
+    // nothing after the handshake would never be pinged or dropped.
     let first = if consumed < buf.len() {
-        Some(guest.receive(conn, &buf[consumed..], shared.now_ms()))
+        guest.receive(conn, &buf[consumed..], shared.now_ms())
     } else {
-        None
+        guest.tick(conn, shared.now_ms())
     };
     drop(buf);
 
-    let end = pump(&mut stream, &mut guest, conn, first, &shared, &mut shutdown).await;
+    let end = pump(
+        &mut stream,
+        &mut guest,
+        conn,
+        Some(first),
+        &shared,
+        &mut shutdown,
+    )
+    .await;
     match &end {
         End::Closed => tracing::debug!(%peer, "connection closed"),
         End::Guest(e) => tracing::warn!(%peer, "guest failed, closing with 1011: {e}"),

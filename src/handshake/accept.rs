@@ -135,8 +135,10 @@ pub enum AcceptError {
     Header(#[from] HeaderError),
 }
 
-/// Headers a handler may not give to `accept`.
-const RESERVED_ON_ACCEPT: [&str; 7] = [
+/// Headers a handler may not give to `accept`. `Set-Cookie` goes through
+/// [`AcceptOptions::cookie`], which validates it.
+const RESERVED_ON_ACCEPT: [&str; 8] = [
+    "Set-Cookie",
     "Upgrade",
     "Connection",
     "Sec-WebSocket-Accept",

@@ -177,8 +177,9 @@ pub enum HeaderError {
     /// The name is not an RFC 9110 token.
     #[error("header name {0:?} is not a token")]
     InvalidName(String),
-    /// The value contains CR, LF, NUL or another control character.
-    #[error("value of header {0:?} contains a control character")]
+    /// The value contains CR, LF, NUL or another control character, or
+    /// starts or ends with whitespace (RFC 9110 §5.5 field-value).
+    #[error("value of header {0:?} contains a control character or surrounding whitespace")]
     InvalidValue(String),
     /// The header is set by ws-edge itself and may not be overridden.
     #[error("header {0:?} is set by ws-edge and may not be given")]
@@ -186,12 +187,15 @@ pub enum HeaderError {
 }
 
 /// Checks an extra response header: token name, no control characters other
-/// than HTAB in the value, and not one of `reserved`.
+/// than HTAB in the value, no leading or trailing whitespace, and not one of
+/// `reserved`.
 pub(crate) fn check_extra_header(h: &Header, reserved: &[&str]) -> Result<(), HeaderError> {
     if !is_token(h.name.as_bytes()) {
         return Err(HeaderError::InvalidName(h.name.to_string()));
     }
-    if !h.value.iter().all(|&b| is_field_value_byte(b)) {
+    let padded = matches!(h.value.first(), Some(b' ' | b'\t'))
+        || matches!(h.value.last(), Some(b' ' | b'\t'));
+    if padded || !h.value.iter().all(|&b| is_field_value_byte(b)) {
         return Err(HeaderError::InvalidValue(h.name.to_string()));
     }
     if reserved.iter().any(|r| h.is(r)) {
