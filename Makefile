@@ -53,7 +53,7 @@ e2e: wasm32-wasip2
 
 ## Autobahn|Testsuite fuzzingclient against the echo component (summary in
 ## $(AUTOBAHN_SUMMARY); the committed one is docs/autobahn.md).
-AUTOBAHN_SUMMARY ?= target/autobahn/summary.md
+AUTOBAHN_SUMMARY ?= $(CURDIR)/target/autobahn/summary.md
 autobahn: build
 	AUTOBAHN_SUMMARY=$(AUTOBAHN_SUMMARY) scripts/with-server.sh -- scripts/autobahn.sh
 
