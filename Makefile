@@ -30,7 +30,7 @@ sizes: guests
 	@ls -l $(GUEST_DIR)/*.wasm | awk '{printf "%8d  %s\n", $$5, $$9}'
 
 ## Everything: formatting, clippy, unit tests, component builds, end to end.
-test: test-deps fmt-check clippy unit e2e sizes check-wit portability
+test: test-deps fmt-check clippy unit e2e sizes check-wit cli-check portability
 
 test-deps:
 	scripts/test-deps.sh
@@ -63,7 +63,7 @@ check-wit: guests
 	scripts/check-wit.sh $(GUEST_DIR)/echo.wasm $(GUEST_DIR)/chat_auth.wasm $(GUEST_DIR)/reject.wasm
 
 ## `wasmtime run --invoke` drives preview-head (wasmtime-cli 48.0.8; installed
-## if missing, ~10 minutes).
+## only if missing: ~10 minutes on a quiet 2-core machine, once).
 cli-check: guests
 	scripts/cli-check.sh $(GUEST_DIR)/echo.wasm
 
