@@ -3,7 +3,8 @@
 CARGO    ?= cargo
 LISTEN   ?= 127.0.0.1:8080
 GUESTS   := example-echo example-chat-auth example-reject \
-            test-guest-panic test-guest-spin test-guest-hog
+            test-guest-panic test-guest-spin test-guest-hog \
+            test-guest-keepalive
 GUEST_DIR := target/guests/wasm32-wasip2/guest
 
 .PHONY: run build guests sizes test test-deps fmt-check clippy unit e2e autobahn \

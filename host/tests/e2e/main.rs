@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod common;
 mod faults;
+mod keepalive;
 mod handshake;
 mod load;
 mod python;
