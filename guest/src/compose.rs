@@ -128,3 +128,95 @@ fn reject_options(options: wit::RejectOptions) -> RejectOptions {
         body: options.body,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The mappings between the core and the WIT `handler` types (natively;
+    //! calls through the import are tested end to end with the composed
+    //! component).
+
+    use super::*;
+    use ws_edge::handshake::{HandshakeConfig, HeadStatus, Transport};
+
+    fn request(head: &[u8], peer: &str) -> Request {
+        let transport = Transport {
+            peer: Some(peer.parse().expect("socket address")),
+            tls: true,
+        };
+        match Request::from_head(head, transport, &HandshakeConfig::default()) {
+            HeadStatus::Complete { result, .. } => result.expect("valid request"),
+            HeadStatus::Incomplete => panic!("complete head expected"),
+        }
+    }
+
+    #[test]
+    fn the_handler_sees_what_the_request_offers() {
+        let head = b"GET /chat?room=7 HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+            Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+            Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, Superchat\r\n\
+            Origin: https://example.com\r\nCookie: sid=\"abc\"; theme=dark\r\n\r\n";
+        let r = upgrade_request(&request(head, "[2001:db8::1]:443"));
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.target, "/chat?room=7");
+        assert_eq!(r.path, "/chat");
+        assert_eq!(r.query.as_deref(), Some("room=7"));
+        assert_eq!(r.host, "example.com");
+        assert_eq!(r.headers.len(), 8);
+        assert_eq!(r.headers[7].name, "Cookie");
+        assert_eq!(r.peer.as_deref(), Some("2001:db8::1"));
+        assert_eq!(r.client.as_deref(), Some("2001:db8::1"));
+        assert!(r.tls);
+        assert_eq!(r.origin.as_deref(), Some("https://example.com"));
+        assert_eq!(r.protocols, ["chat", "Superchat"]);
+        let cookies: Vec<_> = r.cookies.iter().map(|c| (&*c.name, &*c.value)).collect();
+        assert_eq!(cookies, [("sid", "abc"), ("theme", "dark")]);
+
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        let r = upgrade_request(&request(head, "127.0.0.1:5000"));
+        assert_eq!((r.path.as_str(), r.query), ("/", None));
+        assert!(r.protocols.is_empty() && r.cookies.is_empty() && r.origin.is_none());
+    }
+
+    #[test]
+    fn options_map_field_for_field() {
+        let accept = accept_options(wit::AcceptOptions {
+            protocol: Some("chat".into()),
+            headers: vec![wit::Field {
+                name: "X-A".into(),
+                value: vec![0x80, b'b'],
+            }],
+            cookies: vec![wit::SetCookie {
+                name: "sid".into(),
+                value: "1".into(),
+                path: Some("/".into()),
+                domain: None,
+                expires: Some(0),
+                max_age: Some(60),
+                secure: true,
+                http_only: true,
+                same_site: Some(wit::SameSite::None),
+            }],
+        });
+        assert_eq!(accept.protocol.as_deref(), Some("chat"));
+        assert_eq!(accept.allowed_origin, None);
+        assert_eq!(&*accept.headers[0].value, &[0x80, b'b']);
+        let cookie = &accept.cookies[0];
+        assert_eq!(
+            cookie.to_header_value().expect("valid cookie"),
+            "sid=1; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=60; Secure; \
+             HttpOnly; SameSite=None"
+        );
+
+        let reject = reject_options(wit::RejectOptions {
+            status: 451,
+            reason: Some("no".into()),
+            headers: vec![],
+            body: b"gone".to_vec(),
+        });
+        assert_eq!(
+            reject,
+            RejectOptions::new(451).reason("no").body(&b"gone"[..])
+        );
+    }
+}
