@@ -4,7 +4,7 @@ CARGO    ?= cargo
 LISTEN   ?= 127.0.0.1:8080
 GUESTS   := example-echo example-chat-auth example-reject \
             test-guest-panic test-guest-spin test-guest-hog \
-            compose-protocol compose-handler
+            compose-protocol compose-handler compose-monolithic
 GUEST_DIR := target/guests/wasm32-wasip2/guest
 COMPOSED  := $(GUEST_DIR)/composed.wasm
 
@@ -70,7 +70,7 @@ autobahn: build
 ## if missing).
 check-wit: guests compose
 	scripts/check-wit.sh $(GUEST_DIR)/echo.wasm $(GUEST_DIR)/chat_auth.wasm $(GUEST_DIR)/reject.wasm \
-		$(COMPOSED)
+		$(GUEST_DIR)/compose_monolithic.wasm $(COMPOSED)
 	scripts/check-wit.sh --handler $(GUEST_DIR)/compose_handler.wasm
 
 ## `wasmtime run --invoke` drives preview-head (wasmtime-cli 48.0.8; installed
