@@ -4,6 +4,7 @@ CARGO    ?= cargo
 LISTEN   ?= 127.0.0.1:8080
 GUESTS   := example-echo example-chat-auth example-reject \
             test-guest-panic test-guest-spin test-guest-hog \
+            test-guest-keepalive \
             compose-protocol compose-handler compose-monolithic
 GUEST_DIR := target/guests/wasm32-wasip2/guest
 COMPOSED  := $(GUEST_DIR)/composed.wasm
@@ -32,7 +33,7 @@ sizes: guests
 	@ls -l $(GUEST_DIR)/*.wasm | awk '{printf "%8d  %s\n", $$5, $$9}'
 
 ## Everything: formatting, clippy, unit tests, component builds, end to end.
-test: test-deps fmt-check clippy unit e2e sizes check-wit portability
+test: test-deps fmt-check clippy unit e2e sizes check-wit cli-check portability
 
 test-deps:
 	scripts/test-deps.sh
@@ -74,7 +75,7 @@ check-wit: guests compose
 	scripts/check-wit.sh --handler $(GUEST_DIR)/compose_handler.wasm
 
 ## `wasmtime run --invoke` drives preview-head (wasmtime-cli 48.0.8; installed
-## if missing, ~10 minutes).
+## only if missing: ~10 minutes on a quiet 2-core machine, once).
 cli-check: guests
 	scripts/cli-check.sh $(GUEST_DIR)/echo.wasm
 

@@ -26,7 +26,8 @@ pub fn workspace() -> PathBuf {
 }
 
 /// Path of a built guest component, by artifact name (`echo`, `chat_auth`,
-/// `reject`, `guest_panic`, `guest_spin`, `guest_hog`).
+/// `reject`, `guest_panic`, `guest_spin`, `guest_hog`,
+/// `guest_keepalive`).
 pub fn component(name: &str) -> PathBuf {
     PathBuf::from(env!("WS_EDGE_GUEST_DIR")).join(format!("{name}.wasm"))
 }

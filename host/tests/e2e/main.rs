@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod compose;
 mod faults;
+mod keepalive;
 mod handshake;
 mod load;
 mod python;
