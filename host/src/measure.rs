@@ -18,7 +18,8 @@ pub struct Report {
     pub handle_head: Duration,
     /// `handle-head` again on the same instance (warm memory and caches).
     pub handle_head_warm: Duration,
-    /// `connection.receive` with one masked 64-byte text frame (echoed).
+    /// `connection.receive` with one masked 64-byte text frame (answered with
+    /// one text frame of at least 64 bytes).
     pub receive: Duration,
     /// `resource_drop` of the connection plus dropping the store.
     pub teardown: Duration,
@@ -27,6 +28,18 @@ pub struct Report {
 /// Runs `connections` guest lifetimes of the component `wasm`, each with
 /// `messages` echo calls, and returns the medians.
 pub fn guest_lifetime(wasm: &[u8], connections: usize, messages: usize) -> anyhow::Result<Report> {
+    guest_lifetime_at(wasm, "/", connections, messages)
+}
+
+/// [`guest_lifetime`] with upgrade requests for `target` (for components
+/// that accept only some paths). Each 64-byte text message must be answered
+/// with a single text frame of at least 64 bytes.
+pub fn guest_lifetime_at(
+    wasm: &[u8],
+    target: &str,
+    connections: usize,
+    messages: usize,
+) -> anyhow::Result<Report> {
     let limits = Limits {
         max_connections: 16,
         ..Limits::default()
@@ -35,9 +48,11 @@ pub fn guest_lifetime(wasm: &[u8], connections: usize, messages: usize) -> anyho
     let runtime = Runtime::new(wasm, &limits)?;
     let compile = t.elapsed();
 
-    let head =
-        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let head = format!(
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    let head = head.as_bytes();
     let transport = Transport {
         peer: Some("127.0.0.1:40000".into()),
         tls: false,
@@ -73,7 +88,11 @@ pub fn guest_lifetime(wasm: &[u8], connections: usize, messages: usize) -> anyho
                 .receive(conn, &frame, 1)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             recv_t.push(t.elapsed());
-            anyhow::ensure!(tx.bytes.len() == 66, "expected a 64-byte echo frame");
+            let one_text_frame = tx.bytes.first() == Some(&0x81)
+                && tx.bytes.get(1).is_some_and(|&len| {
+                    (64..126).contains(&len) && tx.bytes.len() == 2 + usize::from(len)
+                });
+            anyhow::ensure!(one_text_frame, "expected one text frame of 64-125 bytes");
         }
         let t = Instant::now();
         let again = guest

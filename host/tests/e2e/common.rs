@@ -53,8 +53,13 @@ pub struct TestServer {
 impl TestServer {
     /// Serves `component` (an artifact name) with `limits`.
     pub async fn start(component_name: &str, limits: Limits) -> TestServer {
+        TestServer::start_file(component(component_name), limits).await
+    }
+
+    /// Serves the component at `path` with `limits`.
+    pub async fn start_file(path: PathBuf, limits: Limits) -> TestServer {
         let server = Server::builder()
-            .component_file(component(component_name))
+            .component_file(path)
             .listen("127.0.0.1:0".parse().expect("valid address"))
             .limits(limits)
             .bind()

@@ -5,6 +5,7 @@
 mod browser;
 mod cli;
 mod common;
+mod compose;
 mod faults;
 mod handshake;
 mod keepalive;
