@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod faults;
 mod handshake;
+mod hostile;
 mod load;
 mod python;
 mod websocket;
