@@ -7,7 +7,7 @@ GUESTS   := example-echo example-chat-auth example-reject \
 GUEST_DIR := target/guests/wasm32-wasip2/guest
 
 .PHONY: run build guests sizes test test-deps fmt-check clippy unit e2e autobahn \
-        check-wit cli-check portability fuzz bench bench-smoke
+        check-wit cli-check portability fuzz bench bench-smoke drills
 
 ## Build the host (it builds and embeds the guest components) and serve the
 ## echo component on $(LISTEN).
@@ -73,8 +73,15 @@ portability: guests
 
 ## cargo-fuzz targets, FUZZ_SECONDS each (nightly toolchain).
 FUZZ_SECONDS ?= 60
-fuzz:
+fuzz: guests
 	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## Fault drills against an in-process host (host/examples/drills.rs): 500
+## slowloris clients, 64 KiB header floods, 100 000 vanishing clients, ping
+## floods, looping guests; PASS/FAIL with figures. DRILLS selects some.
+DRILLS ?=
+drills: wasm32-wasip2
+	$(CARGO) run --release -p ws-edge-host --example drills -- $(DRILLS)
 
 ## Benchmarks against the peers (writes docs/bench.md, docs/bench.svg).
 bench: build
