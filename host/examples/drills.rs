@@ -281,10 +281,12 @@ async fn slowloris() -> Verdict {
             let peak = peak.clone();
             let monitor = monitor.clone();
             tasks.push(tokio::spawn(async move {
+                // Before connecting: the server's head timer starts at its
+                // accept, which is after this.
+                let t0 = Instant::now();
                 let Ok(stream) = TcpStream::connect(addr).await else {
                     return Err("connect failed".to_string());
                 };
-                let t0 = Instant::now();
                 let (mut rd, mut wr) = stream.into_split();
                 let trickle = async {
                     for &b in UPGRADE.iter() {
