@@ -5,7 +5,7 @@
 //!
 //! `cargo run --release -p ws-edge-host --example drills [DRILL...]`
 //! (`make drills`). Drills: `slowloris`, `flood`, `vanish`, `pingflood`,
-//! `spin`; default all. Exit status 1 if any drill failed.
+//! `noread`, `panic`, `spin`, `hog`; default all. Exit status 1 if any drill failed.
 //!
 //! Environment: `DRILL_VANISH` (connections in the vanish drill, default
 //! 100 000), `DRILL_SLOWLORIS` (clients, default 500), `DRILL_MAX_LATENCY_MS`
@@ -559,20 +559,21 @@ async fn wait_down_to(monitor: &Monitor, base: usize) -> usize {
     }
 }
 
-/// 50 clients flood pings (64 KiB writes) and never read: each must be cut
-/// off (the host stops reading once its pong writes block, and drops the
+/// 50 clients send 64 KiB writes and never read: pings (`pingflood`, the
+/// automatic pongs) or binary messages (`noread`, the echoes). Each must be
+/// cut off (the host stops reading once its writes block, and drops the
 /// peer after the 1 s write timeout), having sent a bounded amount.
-async fn pingflood() -> Verdict {
+async fn flooders(name: &'static str, opcode: u8, payload: usize) -> Verdict {
     let clients = 50;
     let write_timeout = Duration::from_secs(1);
     let limits = Limits {
         write_timeout,
         ..Limits::default()
     };
-    with_bystander("pingflood", None, limits, |addr, _monitor| async move {
+    with_bystander(name, None, limits, |addr, _monitor| async move {
         let mut chunk = Vec::new();
         while chunk.len() < 64 * 1024 {
-            chunk.extend(client_frame(0x9, &[b'p'; 125]));
+            chunk.extend(client_frame(opcode, &vec![b'p'; payload]));
         }
         let chunk = Arc::new(chunk);
         let rss0 = rss_kib();
@@ -621,19 +622,23 @@ async fn pingflood() -> Verdict {
     .await
 }
 
-/// 40 connections on a guest that loops on "spin" each trigger one loop,
-/// 20 at a time: each is closed with 1011 by the CPU deadline, and the
-/// bystander on the same server keeps echoing (its latency shows the cost of
-/// guest calls that burn their whole deadline on the shared workers).
-async fn spin() -> Verdict {
-    let total = 40;
+/// 200 connections on a faulty test guest (`guest_panic`, `guest_spin`,
+/// `guest_hog`) each send the trigger message, 20 at a time: each is closed
+/// with 1011 (the panic, the 50 ms CPU deadline, the 16 MiB memory cap), and
+/// the bystander on the same server keeps echoing (for `spin` its latency
+/// shows the cost of guest calls that burn their whole deadline on the
+/// shared workers).
+async fn faulty(name: &'static str, trigger: &'static str) -> Verdict {
+    let total = 200;
     let limits = Limits {
         cpu_deadline: Duration::from_millis(50),
+        memory_per_connection: 16 << 20,
         ..Limits::default()
     };
+    let component = format!("guest_{trigger}");
     with_bystander(
-        "spin",
-        Some("guest_spin"),
+        name,
+        Some(&component),
         limits,
         |addr, _monitor| async move {
             let limit = Arc::new(Semaphore::new(20));
@@ -645,7 +650,7 @@ async fn spin() -> Verdict {
                     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
                         .await
                         .ok()?;
-                    ws.send(Message::text("spin")).await.ok()?;
+                    ws.send(Message::text(trigger)).await.ok()?;
                     loop {
                         match tokio::time::timeout(Duration::from_secs(10), ws.next())
                             .await
@@ -666,9 +671,7 @@ async fn spin() -> Verdict {
             }
             (
                 closed_1011 == total,
-                format!(
-                    "{closed_1011}/{total} looping connections closed with 1011 (deadline 50 ms)"
-                ),
+                format!("{closed_1011}/{total} connections closed with 1011"),
             )
         },
     )
@@ -679,9 +682,18 @@ async fn spin() -> Verdict {
 async fn main() {
     let mut wanted: Vec<String> = std::env::args().skip(1).collect();
     if wanted.is_empty() {
-        wanted = ["slowloris", "flood", "vanish", "pingflood", "spin"]
-            .map(String::from)
-            .to_vec();
+        wanted = [
+            "slowloris",
+            "flood",
+            "vanish",
+            "pingflood",
+            "noread",
+            "panic",
+            "spin",
+            "hog",
+        ]
+        .map(String::from)
+        .to_vec();
     }
     let mut all_ok = true;
     for name in &wanted {
@@ -690,8 +702,11 @@ async fn main() {
             "slowloris" => slowloris().await,
             "flood" => flood().await,
             "vanish" => vanish().await,
-            "pingflood" => pingflood().await,
-            "spin" => spin().await,
+            "pingflood" => flooders("pingflood", 0x9, 125).await,
+            "noread" => flooders("noread", 0x2, 16 * 1024).await,
+            "panic" => faulty("panic", "panic").await,
+            "spin" => faulty("spin", "spin").await,
+            "hog" => faulty("hog", "hog").await,
             other => {
                 eprintln!("unknown drill {other}");
                 std::process::exit(2);
