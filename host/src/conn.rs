@@ -32,7 +32,7 @@ thread_local! {
 }
 
 /// A connected stream socket the host serves: a [`TcpStream`] in production,
-/// a Unix socket pair in the fuzz target and the drills (same code path).
+/// a Unix socket pair in the whole-host fuzz target (same code path).
 /// Only tokio's own socket types implement it; they all have these inherent
 /// readiness methods.
 pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send {

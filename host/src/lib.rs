@@ -248,8 +248,9 @@ impl Server {
     /// Serves one already-connected Unix stream exactly as an accepted TCP
     /// connection (same code, limits and live count; `peer` is what the
     /// guest sees as the transport's peer). Not a stable API: it exists so
-    /// the whole-host fuzz target and the drills can drive the host through
-    /// a socket pair, without TCP handshakes or port exhaustion.
+    /// the whole-host fuzz target (`fuzz/fuzz_targets/host_path.rs`) can
+    /// drive the host through a socket pair, one connection per input,
+    /// without TCP handshakes or ephemeral-port exhaustion.
     #[doc(hidden)]
     #[cfg(unix)]
     pub fn serve_unix(
