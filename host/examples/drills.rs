@@ -406,13 +406,13 @@ async fn flood() -> Verdict {
     .await
 }
 
-/// How a vanishing client goes away.
+/// How a vanishing client goes away: mid-head or mid-frame, FIN or reset.
 #[derive(Clone, Copy)]
 enum Vanish {
-    MidHeadFin,
-    MidHeadReset,
-    MidFrameFin,
-    MidFrameReset,
+    HeadFin,
+    HeadReset,
+    FrameFin,
+    FrameReset,
 }
 
 async fn vanish_once(addr: SocketAddr, source: Ipv4Addr, how: Vanish) -> Result<(), String> {
@@ -420,19 +420,19 @@ async fn vanish_once(addr: SocketAddr, source: Ipv4Addr, how: Vanish) -> Result<
     socket
         .bind(SocketAddr::new(IpAddr::V4(source), 0))
         .map_err(|e| format!("bind {source}: {e}"))?;
-    let reset = matches!(how, Vanish::MidHeadReset | Vanish::MidFrameReset);
+    let reset = matches!(how, Vanish::HeadReset | Vanish::FrameReset);
     let mut stream = socket
         .connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     match how {
-        Vanish::MidHeadFin | Vanish::MidHeadReset => {
+        Vanish::HeadFin | Vanish::HeadReset => {
             stream
                 .write_all(&UPGRADE[..40])
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        Vanish::MidFrameFin | Vanish::MidFrameReset => {
+        Vanish::FrameFin | Vanish::FrameReset => {
             stream.write_all(UPGRADE).await.map_err(|e| e.to_string())?;
             // The 101 is 129 bytes; read until its empty line.
             let mut head = Vec::new();
@@ -463,7 +463,7 @@ async fn vanish_once(addr: SocketAddr, source: Ipv4Addr, how: Vanish) -> Result<
     }
     if reset {
         // SO_LINGER 0: close sends a RST instead of a FIN.
-        #[allow(deprecated)]
+        #[allow(deprecated, reason = "set_linger is the way to get a reset on close")]
         let _ = stream.set_linger(Some(Duration::ZERO));
     }
     drop(stream);
@@ -493,10 +493,10 @@ async fn vanish() -> Verdict {
                     };
                     peak = peak.max(monitor.live_connections());
                     let how = [
-                        Vanish::MidHeadFin,
-                        Vanish::MidHeadReset,
-                        Vanish::MidFrameFin,
-                        Vanish::MidFrameReset,
+                        Vanish::HeadFin,
+                        Vanish::HeadReset,
+                        Vanish::FrameFin,
+                        Vanish::FrameReset,
                     ][i % 4];
                     // Many source addresses: no ephemeral-port exhaustion.
                     let source = Ipv4Addr::new(127, 0, 1 + (i / 250 % 200) as u8, 1 + (i % 250) as u8);

@@ -146,7 +146,7 @@ async fn vanishing_clients_leave_no_live_connections() {
         }
         if i % 4 >= 2 {
             // SO_LINGER 0: the close sends a reset.
-            #[allow(deprecated)]
+            #[allow(deprecated, reason = "set_linger is the way to get a reset on close")]
             stream.set_linger(Some(Duration::ZERO)).expect("linger");
         }
         drop(stream);
