@@ -195,3 +195,46 @@ async fn ping_flood_without_reading_is_cut_off() {
     drop(bystander);
     server.shutdown().await;
 }
+
+/// `Server::serve_unix` (the whole-host fuzz target's entry point) serves a
+/// socket pair with the same code as TCP: handshake, echo, live count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_pair_is_served_like_tcp() {
+    let server = ws_edge_host::Server::builder()
+        .component_file(component("echo"))
+        .listen("127.0.0.1:0".parse().expect("address"))
+        .limits(test_limits())
+        .bind()
+        .await
+        .expect("server binds");
+    let monitor = server.monitor();
+    let (mut client, served) = tokio::net::UnixStream::pair().expect("socket pair");
+    let task = tokio::spawn(server.serve_unix(served, "198.51.100.7:5555".parse().expect("peer")));
+    assert_eq!(monitor.live_connections(), 1);
+
+    let mut input = upgrade_request("/", "");
+    input.extend(client_frame(true, 0x1, b"over a socket pair"));
+    input.extend(client_frame(true, 0x8, &1000u16.to_be_bytes()));
+    client.write_all(&input).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(STEP, client.read_to_end(&mut out))
+        .await
+        .expect("the host closes in time")
+        .expect("read");
+    let head_end = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    assert!(out.starts_with(b"HTTP/1.1 101 "));
+    let frames = &out[head_end..];
+    // The text echo (unmasked, 18 bytes), then the close reply.
+    assert_eq!(&frames[..2], &[0x81, 18]);
+    assert_eq!(&frames[2..20], b"over a socket pair");
+    assert_eq!(&frames[20..24], &[0x88, 2, 0x03, 0xe8]);
+    tokio::time::timeout(STEP, task)
+        .await
+        .expect("the connection ends")
+        .expect("no panic");
+    assert_eq!(monitor.live_connections(), 0);
+}
