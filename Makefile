@@ -10,7 +10,7 @@ GUEST_DIR := target/guests/wasm32-wasip2/guest
 COMPOSED  := $(GUEST_DIR)/composed.wasm
 
 .PHONY: run build guests sizes test test-deps fmt-check clippy unit e2e autobahn \
-        check-wit cli-check portability fuzz bench bench-smoke compose
+        check-wit cli-check portability fuzz bench bench-smoke compose drills
 
 ## Build the host (it builds and embeds the guest components) and serve the
 ## echo component on $(LISTEN).
@@ -85,8 +85,15 @@ portability: guests
 
 ## cargo-fuzz targets, FUZZ_SECONDS each (nightly toolchain).
 FUZZ_SECONDS ?= 60
-fuzz:
+fuzz: guests
 	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## Fault drills against an in-process host (host/examples/drills.rs): 500
+## slowloris clients, 64 KiB header floods, 100 000 vanishing clients, ping
+## floods, looping guests; PASS/FAIL with figures. DRILLS selects some.
+DRILLS ?=
+drills: wasm32-wasip2
+	$(CARGO) run --release -p ws-edge-host --example drills -- $(DRILLS)
 
 ## Benchmarks against the peers (writes docs/bench.md, docs/bench.svg).
 bench: build

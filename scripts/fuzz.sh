@@ -19,6 +19,12 @@
 #                   assertions and Rust's checks stay on)
 #   FUZZ_ARGS       extra libFuzzer flags, e.g. "-runs=10000000"
 #
+# host_path (the whole host, wasmtime included) is built with its `host`
+# feature and, unless FUZZ_SANITIZER says otherwise, without a sanitizer
+# (wasmtime's signal handlers and a sanitizer build of it do not mix well,
+# and the uninstrumented build runs several times faster). It embeds the
+# echo component from target/guests/ (`make guests` builds it).
+#
 # Installs cargo-fuzz if it is missing (needs the nightly toolchain).
 # Exit status: 0 when no target crashed, 1 when one did (the rest still run),
 # 2 on usage or setup errors.
@@ -59,16 +65,28 @@ if [[ ${#targets[@]} -eq 0 ]]; then
 fi
 
 dict="$root/fuzz/http-websocket.dict"
-build=()
-[[ -n "${FUZZ_SANITIZER:-}" ]] && build+=(--sanitizer "$FUZZ_SANITIZER")
 failed=()
 for t in "${targets[@]}"; do
+    build=()
+    if [[ -n "${FUZZ_SANITIZER:-}" ]]; then
+        build+=(--sanitizer "$FUZZ_SANITIZER")
+    elif [[ "$t" == host_path ]]; then
+        build+=(--sanitizer none)
+    fi
+    if [[ "$t" == host_path ]]; then
+        if [[ ! -f "$root/target/guests/wasm32-wasip2/guest/echo.wasm" ]]; then
+            echo "fuzz.sh: host_path needs the guest components: run 'make guests' first" >&2
+            exit 2
+        fi
+        build+=(--features host)
+        export WS_EDGE_SKIP_GUEST_BUILD=1
+    fi
     seed="corpus/seed-$t"
     work="corpus/work-$t"
     mkdir -p "$seed" "$work"
     flags=(-max_total_time="$seconds" -print_final_stats=1)
     # The HTTP/WebSocket token dictionary only helps the handshake targets.
-    [[ "$t" == parse_* ]] && flags+=(-dict="$dict")
+    [[ "$t" == parse_* || "$t" == host_path ]] && flags+=(-dict="$dict")
     # shellcheck disable=SC2206
     flags+=(${FUZZ_ARGS:-})
     echo "== fuzz $t for ${seconds}s"

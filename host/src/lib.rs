@@ -250,6 +250,31 @@ impl Server {
         Monitor(self.live.clone())
     }
 
+    /// Serves one already-connected Unix stream exactly as an accepted TCP
+    /// connection (same code, limits and live count; `peer` is what the
+    /// guest sees as the transport's peer). Not a stable API: it exists so
+    /// the whole-host fuzz target (`fuzz/fuzz_targets/host_path.rs`) can
+    /// drive the host through a socket pair, one connection per input,
+    /// without TCP handshakes or ephemeral-port exhaustion.
+    #[doc(hidden)]
+    #[cfg(unix)]
+    pub fn serve_unix(
+        &self,
+        stream: tokio::net::UnixStream,
+        peer: SocketAddr,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        self.live.fetch_add(1, Ordering::Relaxed);
+        let guard = LiveGuard(self.live.clone());
+        let shared = self.shared.clone();
+        // Kept alive for the connection: a dropped sender reads as shutdown.
+        let (stop_tx, stop_rx) = watch::channel(false);
+        async move {
+            conn::serve(stream, peer, shared, stop_rx).await;
+            drop(stop_tx);
+            drop(guard);
+        }
+    }
+
     /// Serves connections until `shutdown` completes, then stops accepting,
     /// closes every open connection with `1001` and returns once they are
     /// done or [`Limits::shutdown_timeout`] has passed.
@@ -280,6 +305,7 @@ impl Server {
                     continue;
                 }
             };
+            let _ = stream.set_nodelay(true);
             self.live.fetch_add(1, Ordering::Relaxed);
             let guard = LiveGuard(self.live.clone());
             let shared = self.shared.clone();

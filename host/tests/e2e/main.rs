@@ -8,6 +8,7 @@ mod common;
 mod compose;
 mod faults;
 mod handshake;
+mod hostile;
 mod keepalive;
 mod load;
 mod python;

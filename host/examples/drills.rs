@@ -1,0 +1,727 @@
+//! Fault drills against an in-process host serving the bundled echo
+//! component, each bounded in time and ending in PASS or FAIL, while a
+//! bystander client keeps echoing a message every 10 ms (its latency is
+//! reported and bounded).
+//!
+//! `cargo run --release -p ws-edge-host --example drills [DRILL...]`
+//! (`make drills`). Drills: `slowloris`, `flood`, `vanish`, `pingflood`,
+//! `noread`, `panic`, `spin`, `hog`; default all. Exit status 1 if any drill failed.
+//!
+//! Environment: `DRILL_VANISH` (connections in the vanish drill, default
+//! 100 000), `DRILL_SLOWLORIS` (clients, default 500), `DRILL_MAX_LATENCY_MS`
+//! (bystander bound, default 1000).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use ws_edge_host::{Limits, Monitor, Server};
+
+/// A valid upgrade request.
+const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Sec-WebSocket-Version: 13\r\n\r\n";
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Resident set size of this process in KiB (`VmRSS`).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A masked client frame.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x11, 0x22, 0x33, 0x44];
+    let mut f = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+struct Running {
+    addr: SocketAddr,
+    monitor: Monitor,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start(component: Option<&str>, limits: Limits) -> anyhow::Result<Running> {
+    let mut builder = Server::builder()
+        .listen("127.0.0.1:0".parse()?)
+        .limits(limits);
+    if let Some(name) = component {
+        let dir = std::path::PathBuf::from(env!("WS_EDGE_GUEST_DIR"));
+        builder = builder.component_file(dir.join(format!("{name}.wasm")));
+    }
+    let server = builder.bind().await?;
+    let addr = server.local_addr();
+    let monitor = server.monitor();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    Ok(Running {
+        addr,
+        monitor,
+        stop,
+        task,
+    })
+}
+
+impl Running {
+    async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+    }
+
+    /// Waits (bounded) until no connection is live; returns the count left.
+    async fn drain(&self, within: Duration) -> usize {
+        let until = Instant::now() + within;
+        loop {
+            let live = self.monitor.live_connections();
+            if live == 0 || Instant::now() >= until {
+                return live;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The bystander: echoes a text message every 10 ms until stopped; returns
+/// the round-trip latencies, or an error if an echo was wrong or missing.
+struct Bystander {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Result<Vec<Duration>, String>>,
+}
+
+impl Bystander {
+    async fn start(addr: SocketAddr) -> anyhow::Result<Bystander> {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut i = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                let text = format!("bystander {i}");
+                let t0 = Instant::now();
+                ws.send(Message::text(text.clone()))
+                    .await
+                    .map_err(|e| format!("send: {e}"))?;
+                loop {
+                    let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                        .await
+                        .map_err(|_| format!("no echo of message {i} within 10 s"))?
+                        .ok_or("stream ended")?
+                        .map_err(|e| format!("receive: {e}"))?;
+                    match msg {
+                        Message::Text(t) if t.as_str() == text => break,
+                        Message::Ping(_) | Message::Pong(_) => continue,
+                        other => return Err(format!("unexpected {other:?}")),
+                    }
+                }
+                lat.push(t0.elapsed());
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let _ = ws.close(None).await;
+            Ok(lat)
+        });
+        Ok(Bystander { stop, task })
+    }
+
+    /// Stops it; `(echoes, p50, p99, max)` or why it failed.
+    async fn finish(self) -> Result<(usize, Duration, Duration, Duration), String> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut lat = self
+            .task
+            .await
+            .map_err(|e| format!("bystander task: {e}"))??;
+        if lat.is_empty() {
+            return Err("no echo at all".into());
+        }
+        lat.sort();
+        let q = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize];
+        Ok((lat.len(), q(0.5), q(0.99), lat[lat.len() - 1]))
+    }
+}
+
+struct Verdict {
+    name: &'static str,
+    ok: bool,
+    figures: String,
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Runs `body` with a bystander on a fresh server; folds the bystander's
+/// result and the final live count into the verdict.
+async fn with_bystander<F, Fut>(
+    name: &'static str,
+    component: Option<&str>,
+    limits: Limits,
+    body: F,
+) -> Verdict
+where
+    F: FnOnce(SocketAddr, Monitor) -> Fut,
+    Fut: std::future::Future<Output = (bool, String)>,
+{
+    let max_latency = Duration::from_millis(env_usize("DRILL_MAX_LATENCY_MS", 1000) as u64);
+    let server = match start(component, limits).await {
+        Ok(s) => s,
+        Err(e) => {
+            return Verdict {
+                name,
+                ok: false,
+                figures: format!("server did not start: {e}"),
+            };
+        }
+    };
+    let bystander = match Bystander::start(server.addr).await {
+        Ok(b) => b,
+        Err(e) => {
+            return Verdict {
+                name,
+                ok: false,
+                figures: format!("bystander did not connect: {e}"),
+            };
+        }
+    };
+    let t0 = Instant::now();
+    let (mut ok, mut figures) = body(server.addr, server.monitor.clone()).await;
+    let took = t0.elapsed();
+    match bystander.finish().await {
+        Ok((n, p50, p99, max)) => {
+            figures += &format!(
+                "; bystander {n} echoes, p50 {}, p99 {}, max {}",
+                ms(p50),
+                ms(p99),
+                ms(max)
+            );
+            if max > max_latency {
+                ok = false;
+                figures += &format!(" (over the {} bound)", ms(max_latency));
+            }
+        }
+        Err(e) => {
+            ok = false;
+            figures += &format!("; bystander FAILED: {e}");
+        }
+    }
+    let live = server.drain(Duration::from_secs(10)).await;
+    figures += &format!("; live after {live}; {:.1} s", took.as_secs_f64());
+    ok &= live == 0;
+    server.shutdown().await;
+    Verdict { name, ok, figures }
+}
+
+/// Reads the whole response (until the server closes, bounded).
+async fn read_all(stream: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    match tokio::time::timeout(within, stream.read_to_end(&mut out)).await {
+        Ok(Ok(_)) => Some(out),
+        // A reset after the response still counts if the response arrived.
+        Ok(Err(_)) if !out.is_empty() => Some(out),
+        _ => None,
+    }
+}
+
+fn status_of(response: &[u8]) -> Option<u16> {
+    let line = response.split(|&b| b == b'\r').next()?;
+    std::str::from_utf8(line)
+        .ok()?
+        .split(' ')
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// 500 clients trickle a valid head one byte per second; each must get 408
+/// at the head timeout (2 s here), not before and not much after.
+async fn slowloris() -> Verdict {
+    let clients = env_usize("DRILL_SLOWLORIS", 500);
+    let head_timeout = Duration::from_secs(2);
+    let limits = Limits {
+        head_timeout,
+        max_connections: clients + 64,
+        ..Limits::default()
+    };
+    with_bystander("slowloris", None, limits, |addr, monitor| async move {
+        let peak = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let peak = peak.clone();
+            let monitor = monitor.clone();
+            tasks.push(tokio::spawn(async move {
+                // Before connecting: the server's head timer starts at its
+                // accept, which is after this.
+                let t0 = Instant::now();
+                let Ok(stream) = TcpStream::connect(addr).await else {
+                    return Err("connect failed".to_string());
+                };
+                let (mut rd, mut wr) = stream.into_split();
+                let trickle = async {
+                    for &b in UPGRADE.iter() {
+                        if wr.write_all(&[b]).await.is_err() {
+                            break;
+                        }
+                        peak.fetch_max(monitor.live_connections(), Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                };
+                let read = async {
+                    let mut out = Vec::new();
+                    let _ = rd.read_to_end(&mut out).await;
+                    out
+                };
+                let out = tokio::select! {
+                    out = read => out,
+                    () = trickle => return Err("sent the whole head without an answer".into()),
+                };
+                Ok((status_of(&out), t0.elapsed()))
+            }));
+        }
+        let mut got_408 = 0;
+        let mut earliest = Duration::MAX;
+        let mut latest = Duration::ZERO;
+        let mut errors = Vec::new();
+        for t in tasks {
+            match t.await {
+                Ok(Ok((Some(408), at))) => {
+                    got_408 += 1;
+                    earliest = earliest.min(at);
+                    latest = latest.max(at);
+                }
+                Ok(Ok((other, _))) => errors.push(format!("status {other:?}")),
+                Ok(Err(e)) => errors.push(e),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        errors.truncate(3);
+        let ok = got_408 == clients && earliest >= head_timeout && latest < head_timeout * 3;
+        (
+            ok,
+            format!(
+                "{got_408}/{clients} got 408 between {} and {} (head timeout {}); peak live {}{}",
+                ms(earliest),
+                ms(latest),
+                ms(head_timeout),
+                peak.load(Ordering::Relaxed),
+                if errors.is_empty() {
+                    String::new()
+                } else {
+                    format!("; errors {errors:?}")
+                }
+            ),
+        )
+    })
+    .await
+}
+
+/// 1 000 requests with 64 KiB of headers (100 at a time) each get 431.
+async fn flood() -> Verdict {
+    let total = 1000;
+    with_bystander(
+        "flood",
+        None,
+        Limits::default(),
+        |addr, _monitor| async move {
+            let mut request =
+                b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n".to_vec();
+            while request.len() < 64 * 1024 {
+                request.extend_from_slice(b"X-Flood: ");
+                request.extend_from_slice(&[b'a'; 1000]);
+                request.extend_from_slice(b"\r\n");
+            }
+            request.extend_from_slice(b"\r\n");
+            let request = Arc::new(request);
+            let limit = Arc::new(Semaphore::new(100));
+            let mut tasks = Vec::new();
+            let rss0 = rss_kib();
+            for _ in 0..total {
+                let permit = limit.clone().acquire_owned().await;
+                let request = request.clone();
+                tasks.push(tokio::spawn(async move {
+                    let _permit = permit;
+                    let mut stream = TcpStream::connect(addr).await.ok()?;
+                    // The server answers after 8 KiB and drains the rest.
+                    let _ = stream.write_all(&request).await;
+                    let out = read_all(&mut stream, Duration::from_secs(10)).await?;
+                    status_of(&out)
+                }));
+            }
+            let mut got = 0;
+            let mut other = Vec::new();
+            for t in tasks {
+                match t.await.ok().flatten() {
+                    Some(431) => got += 1,
+                    s => other.push(s),
+                }
+            }
+            other.truncate(3);
+            let rss1 = rss_kib();
+            (
+                got == total,
+                format!(
+                    "{got}/{total} got 431; RSS {} -> {} MiB{}",
+                    rss0 / 1024,
+                    rss1 / 1024,
+                    if other.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; others {other:?}")
+                    }
+                ),
+            )
+        },
+    )
+    .await
+}
+
+/// How a vanishing client goes away: mid-head or mid-frame, FIN or reset.
+#[derive(Clone, Copy)]
+enum Vanish {
+    HeadFin,
+    HeadReset,
+    FrameFin,
+    FrameReset,
+}
+
+async fn vanish_once(addr: SocketAddr, source: Ipv4Addr, how: Vanish) -> Result<(), String> {
+    let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    socket
+        .bind(SocketAddr::new(IpAddr::V4(source), 0))
+        .map_err(|e| format!("bind {source}: {e}"))?;
+    let reset = matches!(how, Vanish::HeadReset | Vanish::FrameReset);
+    let mut stream = socket
+        .connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    match how {
+        Vanish::HeadFin | Vanish::HeadReset => {
+            stream
+                .write_all(&UPGRADE[..40])
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Vanish::FrameFin | Vanish::FrameReset => {
+            stream.write_all(UPGRADE).await.map_err(|e| e.to_string())?;
+            // The 101 is 129 bytes; read until its empty line.
+            let mut head = Vec::new();
+            let mut buf = [0u8; 256];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+                    .await
+                    .map_err(|_| "no 101 in time".to_string())?
+                    .map_err(|e| e.to_string())?;
+                if n == 0 {
+                    return Err("closed before the 101".into());
+                }
+                head.extend_from_slice(&buf[..n]);
+            }
+            if !head.starts_with(b"HTTP/1.1 101") {
+                return Err(format!(
+                    "expected 101, got {:?}",
+                    String::from_utf8_lossy(&head[..head.len().min(40)])
+                ));
+            }
+            // Half of a 1 000-byte binary frame.
+            let frame = client_frame(0x2, &[7u8; 1000]);
+            stream
+                .write_all(&frame[..500])
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    if reset {
+        // SO_LINGER 0: close sends a RST instead of a FIN.
+        #[allow(deprecated, reason = "set_linger is the way to get a reset on close")]
+        let _ = stream.set_linger(Some(Duration::ZERO));
+    }
+    drop(stream);
+    Ok(())
+}
+
+/// 100 000 clients vanish mid-handshake or mid-frame (FIN or RST), 256 at a
+/// time: afterwards no connection is live and RSS is flat.
+async fn vanish() -> Verdict {
+    let total = env_usize("DRILL_VANISH", 100_000);
+    let limits = Limits {
+        max_connections: 1024,
+        ..Limits::default()
+    };
+    with_bystander("vanish", None, limits, |addr, monitor| async move {
+        let run = |count: usize| {
+            let monitor = monitor.clone();
+            async move {
+                let limit = Arc::new(Semaphore::new(256));
+                let failures = Arc::new(AtomicUsize::new(0));
+                let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
+                let mut tasks = tokio::task::JoinSet::new();
+                let mut peak = 0;
+                for i in 0..count {
+                    let Ok(permit) = limit.clone().acquire_owned().await else {
+                        break;
+                    };
+                    peak = peak.max(monitor.live_connections());
+                    let how = [
+                        Vanish::HeadFin,
+                        Vanish::HeadReset,
+                        Vanish::FrameFin,
+                        Vanish::FrameReset,
+                    ][i % 4];
+                    // Many source addresses: no ephemeral-port exhaustion.
+                    let source = Ipv4Addr::new(127, 0, 1 + (i / 250 % 200) as u8, 1 + (i % 250) as u8);
+                    let failures = failures.clone();
+                    let first_error = first_error.clone();
+                    tasks.spawn(async move {
+                        let _permit = permit;
+                        if let Err(e) = vanish_once(addr, source, how).await {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                            first_error.lock().map(|mut f| f.get_or_insert(e).clone()).ok();
+                        }
+                    });
+                    while tasks.try_join_next().is_some() {}
+                }
+                while tasks.join_next().await.is_some() {}
+                let e = first_error.lock().ok().and_then(|f| f.clone());
+                (failures.load(Ordering::Relaxed), peak, e)
+            }
+        };
+        // Warm-up: fill the instance pool and the allocator's caches.
+        // The bystander is the one connection that stays.
+        let base = monitor.live_connections();
+        let warm = (total / 20).clamp(100, 5000);
+        let _ = run(warm).await;
+        let live_warm = wait_down_to(&monitor, base).await.saturating_sub(base);
+        let rss0 = rss_kib();
+        let t0 = Instant::now();
+        let (failures, peak, error) = run(total).await;
+        let took = t0.elapsed();
+        let live = wait_down_to(&monitor, base).await.saturating_sub(base);
+        let rss1 = rss_kib();
+        let growth_mib = rss1.saturating_sub(rss0) as f64 / 1024.0;
+        let ok = failures == 0 && live == 0 && live_warm == 0 && growth_mib < 32.0;
+        (
+            ok,
+            format!(
+                "{total} connections (+{warm} warm-up) in {:.1} s ({:.0}/s), {failures} client errors{}; \
+                 peak live {peak}, vanished still live after {live}; RSS {:.1} -> {:.1} MiB ({growth_mib:+.1} MiB, bound 32)",
+                took.as_secs_f64(),
+                total as f64 / took.as_secs_f64(),
+                error.map(|e| format!(" (first: {e})")).unwrap_or_default(),
+                rss0 as f64 / 1024.0,
+                rss1 as f64 / 1024.0,
+            ),
+        )
+    })
+    .await
+}
+
+/// Waits (bounded) until at most `base` connections are live; returns the
+/// live count then.
+async fn wait_down_to(monitor: &Monitor, base: usize) -> usize {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let live = monitor.live_connections();
+        if live <= base || Instant::now() >= until {
+            return live;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// 50 clients send 64 KiB writes and never read: pings (`pingflood`, the
+/// automatic pongs) or binary messages (`noread`, the echoes). Each must be
+/// cut off (the host stops reading once its writes block, and drops the
+/// peer after the 1 s write timeout), having sent a bounded amount.
+async fn flooders(name: &'static str, opcode: u8, payload: usize) -> Verdict {
+    let clients = 50;
+    let write_timeout = Duration::from_secs(1);
+    let limits = Limits {
+        write_timeout,
+        ..Limits::default()
+    };
+    with_bystander(name, None, limits, |addr, _monitor| async move {
+        let mut chunk = Vec::new();
+        while chunk.len() < 64 * 1024 {
+            chunk.extend(client_frame(opcode, &vec![b'p'; payload]));
+        }
+        let chunk = Arc::new(chunk);
+        let rss0 = rss_kib();
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let chunk = chunk.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut stream = TcpStream::connect(addr).await.ok()?;
+                stream.write_all(UPGRADE).await.ok()?;
+                let t0 = Instant::now();
+                let mut sent = 0usize;
+                // Bounded: 64 MiB per client is far past any buffer.
+                for _ in 0..1024 {
+                    if stream.write_all(&chunk).await.is_err() {
+                        return Some((sent, t0.elapsed()));
+                    }
+                    sent += chunk.len();
+                }
+                None
+            }));
+        }
+        let mut cut = 0;
+        let mut max_sent = 0;
+        let mut max_t = Duration::ZERO;
+        for t in tasks {
+            if let Ok(Some((sent, t))) =
+                tokio::time::timeout(Duration::from_secs(60), t).await.map(|r| r.ok().flatten())
+            {
+                cut += 1;
+                max_sent = max_sent.max(sent);
+                max_t = max_t.max(t);
+            }
+        }
+        let rss1 = rss_kib();
+        (
+            cut == clients,
+            format!(
+                "{cut}/{clients} flooders cut off, at most {:.1} MiB sent each, last cut after {}; RSS {} -> {} MiB",
+                max_sent as f64 / (1 << 20) as f64,
+                ms(max_t),
+                rss0 / 1024,
+                rss1 / 1024
+            ),
+        )
+    })
+    .await
+}
+
+/// 200 connections on a faulty test guest (`guest_panic`, `guest_spin`,
+/// `guest_hog`) each send the trigger message, 20 at a time: each is closed
+/// with 1011 (the panic, the 50 ms CPU deadline, the 16 MiB memory cap), and
+/// the bystander on the same server keeps echoing (for `spin` its latency
+/// shows the cost of guest calls that burn their whole deadline on the
+/// shared workers).
+async fn faulty(name: &'static str, trigger: &'static str) -> Verdict {
+    let total = 200;
+    let limits = Limits {
+        cpu_deadline: Duration::from_millis(50),
+        memory_per_connection: 16 << 20,
+        ..Limits::default()
+    };
+    let component = format!("guest_{trigger}");
+    with_bystander(
+        name,
+        Some(&component),
+        limits,
+        |addr, _monitor| async move {
+            let limit = Arc::new(Semaphore::new(20));
+            let mut tasks = Vec::new();
+            for _ in 0..total {
+                let permit = limit.clone().acquire_owned().await;
+                tasks.push(tokio::spawn(async move {
+                    let _permit = permit;
+                    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+                        .await
+                        .ok()?;
+                    ws.send(Message::text(trigger)).await.ok()?;
+                    loop {
+                        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+                            .await
+                            .ok()??
+                        {
+                            Ok(Message::Close(Some(f))) => return Some(u16::from(f.code)),
+                            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                            _ => return None,
+                        }
+                    }
+                }));
+            }
+            let mut closed_1011 = 0;
+            for t in tasks {
+                if let Ok(Some(1011)) = t.await {
+                    closed_1011 += 1;
+                }
+            }
+            (
+                closed_1011 == total,
+                format!("{closed_1011}/{total} connections closed with 1011"),
+            )
+        },
+    )
+    .await
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let mut wanted: Vec<String> = std::env::args().skip(1).collect();
+    if wanted.is_empty() {
+        wanted = [
+            "slowloris",
+            "flood",
+            "vanish",
+            "pingflood",
+            "noread",
+            "panic",
+            "spin",
+            "hog",
+        ]
+        .map(String::from)
+        .to_vec();
+    }
+    let mut all_ok = true;
+    for name in &wanted {
+        let t0 = Instant::now();
+        let v = match name.as_str() {
+            "slowloris" => slowloris().await,
+            "flood" => flood().await,
+            "vanish" => vanish().await,
+            "pingflood" => flooders("pingflood", 0x9, 125).await,
+            "noread" => flooders("noread", 0x2, 16 * 1024).await,
+            "panic" => faulty("panic", "panic").await,
+            "spin" => faulty("spin", "spin").await,
+            "hog" => faulty("hog", "hog").await,
+            other => {
+                eprintln!("unknown drill {other}");
+                std::process::exit(2);
+            }
+        };
+        all_ok &= v.ok;
+        println!(
+            "{} {:<10} {} (drill {:.1} s)",
+            if v.ok { "PASS" } else { "FAIL" },
+            v.name,
+            v.figures,
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    if !all_ok {
+        std::process::exit(1);
+    }
+}
