@@ -3,11 +3,14 @@
 CARGO    ?= cargo
 LISTEN   ?= 127.0.0.1:8080
 GUESTS   := example-echo example-chat-auth example-reject \
-            test-guest-panic test-guest-spin test-guest-hog
+            test-guest-panic test-guest-spin test-guest-hog \
+            test-guest-keepalive \
+            compose-protocol compose-handler compose-monolithic
 GUEST_DIR := target/guests/wasm32-wasip2/guest
+COMPOSED  := $(GUEST_DIR)/composed.wasm
 
 .PHONY: run build guests sizes test test-deps fmt-check clippy unit e2e autobahn \
-        check-wit cli-check portability fuzz bench bench-smoke drills
+        check-wit cli-check portability fuzz bench bench-smoke compose drills
 
 ## Build the host (it builds and embeds the guest components) and serve the
 ## echo component on $(LISTEN).
@@ -30,7 +33,7 @@ sizes: guests
 	@ls -l $(GUEST_DIR)/*.wasm | awk '{printf "%8d  %s\n", $$5, $$9}'
 
 ## Everything: formatting, clippy, unit tests, component builds, end to end.
-test: test-deps fmt-check clippy unit e2e sizes check-wit portability
+test: test-deps fmt-check clippy unit e2e sizes check-wit cli-check portability
 
 test-deps:
 	scripts/test-deps.sh
@@ -48,8 +51,15 @@ unit:
 
 ## The host's unit tests and the end-to-end test binary (release: wasmtime
 ## and the 1 000-connection test are much faster optimised).
-e2e: wasm32-wasip2
-	$(CARGO) test --release -p ws-edge-host
+e2e: wasm32-wasip2 compose
+	WS_EDGE_COMPOSED_WASM=$(CURDIR)/$(COMPOSED) $(CARGO) test --release -p ws-edge-host
+
+## The handler of examples/compose plugged into the generic protocol
+## component with `wac plug` (wac-cli; installed if missing): $(COMPOSED).
+compose: wasm32-wasip2
+	$(CARGO) build --profile guest --target wasm32-wasip2 --target-dir target/guests \
+		-p compose-protocol -p compose-handler
+	scripts/compose.sh $(GUEST_DIR)/compose_protocol.wasm $(GUEST_DIR)/compose_handler.wasm $(COMPOSED)
 
 ## Autobahn|Testsuite fuzzingclient against the echo component (summary in
 ## $(AUTOBAHN_SUMMARY); the committed one is docs/autobahn.md).
@@ -59,11 +69,13 @@ autobahn: build
 
 ## The built components export exactly the WIT contract (wasm-tools; installed
 ## if missing).
-check-wit: guests
-	scripts/check-wit.sh $(GUEST_DIR)/echo.wasm $(GUEST_DIR)/chat_auth.wasm $(GUEST_DIR)/reject.wasm
+check-wit: guests compose
+	scripts/check-wit.sh $(GUEST_DIR)/echo.wasm $(GUEST_DIR)/chat_auth.wasm $(GUEST_DIR)/reject.wasm \
+		$(GUEST_DIR)/compose_monolithic.wasm $(COMPOSED)
+	scripts/check-wit.sh --handler $(GUEST_DIR)/compose_handler.wasm
 
 ## `wasmtime run --invoke` drives preview-head (wasmtime-cli 48.0.8; installed
-## if missing, ~10 minutes).
+## only if missing: ~10 minutes on a quiet 2-core machine, once).
 cli-check: guests
 	scripts/cli-check.sh $(GUEST_DIR)/echo.wasm
 

@@ -4,7 +4,9 @@
 # Usage: bench/run.sh [--quick] [--only NAME[,NAME...]] [--no-build] [--out-dir DIR]
 #
 #   --quick     short bounded smoke run (~1.5 s per scenario), for CI; writes its
-#               report under bench/results/ instead of docs/ unless --out-dir is given
+#               report under bench/results/ instead of docs/ unless --out-dir is given.
+#               Unless --only is given it runs (and builds) only ws-edge and
+#               tokio-tungstenite, so a cold smoke run stays within a few minutes
 #   --only      run only these servers (ws-edge, tokio-tungstenite, fastwebsockets,
 #               node-ws, node-websocket)
 #   --no-build  do not build the Rust peers / install the Node peers
@@ -43,6 +45,7 @@ if [[ $quick == 1 ]]; then
     warmup="${BENCH_WARMUP:-0.3}"
     rounds="${BENCH_ROUNDS:-1}"
     out_dir="${out_dir:-$bench/results}"
+    only="${only:-ws-edge,tokio-tungstenite}"
 else
     duration="${BENCH_DURATION:-3}"
     warmup="${BENCH_WARMUP:-0.5}"
@@ -54,9 +57,17 @@ mkdir -p "$bench/results" "$out_dir"
 
 # --- build -------------------------------------------------------------------
 if [[ $build == 1 ]]; then
-    echo "== building the load generator and Rust peers (release)" >&2
-    cargo build --release --quiet --manifest-path "$bench/Cargo.toml" --locked
-    if [[ ! -d "$bench/peers/node/node_modules/ws" || ! -d "$bench/peers/node/node_modules/websocket" ]]; then
+    # Build only what will run: the load generator plus the selected Rust peers.
+    packages=(-p loadgen)
+    for peer in tokio-tungstenite fastwebsockets; do
+        if [[ -z "$only" || ",$only," == *",$peer,"* ]]; then
+            packages+=(-p "peer-$peer")
+        fi
+    done
+    echo "== building the load generator and Rust peers (release): ${packages[*]}" >&2
+    cargo build --release --quiet --manifest-path "$bench/Cargo.toml" --locked "${packages[@]}"
+    if [[ -z "$only" || ",$only," == *",node-"* ]] &&
+        [[ ! -d "$bench/peers/node/node_modules/ws" || ! -d "$bench/peers/node/node_modules/websocket" ]]; then
         echo "== installing the Node peers (npm ci)" >&2
         (cd "$bench/peers/node" && npm ci --no-audit --no-fund --loglevel=error >&2)
     fi

@@ -18,6 +18,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("test-guest-panic", "guest_panic"),
     ("test-guest-spin", "guest_spin"),
     ("test-guest-hog", "guest_hog"),
+    ("test-guest-keepalive", "guest_keepalive"),
 ];
 
 /// Environment variables of the outer build that must not reach the nested one.

@@ -2,6 +2,7 @@
 # Check that built components implement exactly the documented contract.
 #
 # Usage: scripts/check-wit.sh [COMPONENT.wasm...]
+#        scripts/check-wit.sh --handler HANDLER.wasm...
 #        scripts/check-wit.sh --self-test [COMPONENT.wasm]
 #
 #   COMPONENT  components to check (default: $COMPONENT, else
@@ -18,6 +19,9 @@
 #      else (wasi:sockets, wasi:http, a non-WASI import) is an error;
 #   5. `wasm-tools component targets` agrees that it targets the
 #      `websocket-server` world once those WASI imports are allowed.
+# --handler checks handler components instead (what `wac plug` plugs into the
+# protocol component, examples/compose): the same steps with
+# ws-edge:websocket/handler@0.1.0 and the `websocket-handler` world.
 # --self-test checks COMPONENT (default as above), then builds wrong
 # components (a core module; dummies from edited copies of wit/) and fails
 # unless each one is rejected.
@@ -42,6 +46,13 @@ wit_dir="${WIT_DIR:-$root/wit}"
 interface="ws-edge:websocket/websocket-request@0.1.0"
 iface_name="websocket-request"
 world="websocket-server"
+if [[ "${1:-}" == "--handler" ]]; then
+    shift
+    (($# > 0)) || { echo "check-wit.sh: --handler needs at least one component" >&2; exit 2; }
+    interface="ws-edge:websocket/handler@0.1.0"
+    iface_name="handler"
+    world="websocket-handler"
+fi
 allowed_imports='^wasi:(io|cli|clocks|random|filesystem)/[a-z0-9-]+@0\.2\.[0-9]+$'
 
 want_version=1.263.0

@@ -9,24 +9,8 @@ use ws_edge::protocol::{
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Ev {
-    Text(String),
-    Binary(Vec<u8>),
-    Ping(Vec<u8>),
-    Pong(Vec<u8>),
-    Close(u16, String),
-}
-
-fn own(e: Event<'_>) -> Ev {
-    match e {
-        Event::Text(s) => Ev::Text(s.to_owned()),
-        Event::Binary(b) => Ev::Binary(b.to_vec()),
-        Event::Ping(b) => Ev::Ping(b.to_vec()),
-        Event::Pong(b) => Ev::Pong(b.to_vec()),
-        Event::Close(c, r) => Ev::Close(c.as_u16(), r.to_owned()),
-    }
-}
+mod support;
+use support::{Ev, own};
 
 fn conn() -> Connection {
     Connection::new(Config::default(), 0)

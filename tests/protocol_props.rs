@@ -3,28 +3,12 @@
 
 use proptest::prelude::*;
 use ws_edge::protocol::{
-    Config, Connection, Event, FrameHeader, OpCode, State, Utf8Validator, apply_mask,
-    apply_mask_bytewise, mask_extend, write_frame, write_frame_rsv,
+    Config, Connection, FrameHeader, OpCode, State, Utf8Validator, apply_mask, apply_mask_bytewise,
+    mask_extend, write_frame, write_frame_rsv,
 };
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Ev {
-    Text(String),
-    Binary(Vec<u8>),
-    Ping(Vec<u8>),
-    Pong(Vec<u8>),
-    Close(u16, String),
-}
-
-fn own(e: Event<'_>) -> Ev {
-    match e {
-        Event::Text(s) => Ev::Text(s.to_owned()),
-        Event::Binary(b) => Ev::Binary(b.to_vec()),
-        Event::Ping(b) => Ev::Ping(b.to_vec()),
-        Event::Pong(b) => Ev::Pong(b.to_vec()),
-        Event::Close(c, r) => Ev::Close(c.as_u16(), r.to_owned()),
-    }
-}
+mod support;
+use support::{Ev, own};
 
 /// Everything observable after feeding: events, output bytes, final state.
 type Outcome = (Vec<Ev>, Vec<u8>, State);

@@ -1,9 +1,9 @@
 //! Write ws-edge WebSocket handlers as `wasm32-wasip2` components.
 //!
 //! This crate is the whole component glue: the `wit-bindgen` bindings of the
-//! `ws-edge:websocket/websocket-server` world, the mapping between the WIT
-//! types and the [`ws_edge`] core, and one export macro. A handler author
-//! implements [`Handler`] and writes one line:
+//! `ws-edge:websocket` package, the mapping between the WIT types and the
+//! [`ws_edge`] core, and one export macro. A handler author implements
+//! [`Handler`] and writes one line:
 //!
 //! ```ignore
 //! use ws_edge_guest::{Decision, Handler, Message, Outbox, Request};
@@ -33,6 +33,10 @@
 //! handler's decision through [`Request::accept`] / [`Request::reject`], and
 //! drives one [`ws_edge::protocol::Connection`] per accepted connection,
 //! calling the handler's hooks for each message and for the close.
+//!
+//! Handlers written in other languages export the WIT `handler` interface
+//! instead; [`compose::Delegate`] is the [`Handler`] that forwards to such an
+//! imported handler (see `examples/compose` and `docs/composition.md`).
 
 #![deny(missing_docs)]
 
@@ -51,12 +55,20 @@ use ws_edge::protocol::{self as proto, Event};
 // absolute path from inside the crate too.
 extern crate self as ws_edge_guest;
 
+pub mod compose;
+
 /// The generated bindings (not for handler authors).
+///
+/// They are generated for `websocket-protocol`: `websocket-server`'s export
+/// plus the import of the `handler` interface. A component that does not use
+/// [`compose::Delegate`] never calls that import, so the linker drops it and
+/// the component targets `websocket-server` exactly (`scripts/check-wit.sh`
+/// checks this).
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "websocket-server",
+        world: "websocket-protocol",
         pub_export_macro: true,
         default_bindings_module: "::ws_edge_guest::bindings",
         export_macro_name: "__export_websocket_server",

@@ -19,8 +19,11 @@ use crate::runtime::{ConnectionState, Guest, GuestError, HeadResult, Transmit, T
 
 /// Size of the per-thread buffer that socket reads land in before they are
 /// copied into the guest. Reads happen right before a synchronous guest call,
-/// so one buffer per worker thread serves every connection.
-const READ_CHUNK: usize = 64 * 1024;
+/// so one buffer per worker thread serves every connection. Larger than a
+/// 64 KiB message plus its header, so such a frame can arrive in one call and
+/// be unmasked in place instead of being gathered into the guest's message
+/// buffer (tokio-tungstenite reads 128 KiB at a time too).
+const READ_CHUNK: usize = 128 * 1024;
 
 /// How long to keep reading (and discarding) after we closed our side, so the
 /// peer reads our last bytes before the socket goes away. Closing a socket

@@ -46,6 +46,11 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 pub use runtime::EPOCH_TICK;
 
+// The embedding guide's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/hosting.md")]
+struct HostingGuide;
+
 /// The bundled echo component (examples/echo), embedded at build time. Served
 /// when no other component is given.
 pub const ECHO_COMPONENT: &[u8] = include_bytes!(env!("WS_EDGE_ECHO_WASM"));

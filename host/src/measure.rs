@@ -18,7 +18,8 @@ pub struct Report {
     pub handle_head: Duration,
     /// `handle-head` again on the same instance (warm memory and caches).
     pub handle_head_warm: Duration,
-    /// `connection.receive` with one masked 64-byte text frame (echoed).
+    /// `connection.receive` with one masked 64-byte text frame (answered with
+    /// one text frame of at least 64 bytes).
     pub receive: Duration,
     /// `resource_drop` of the connection plus dropping the store.
     pub teardown: Duration,
@@ -27,6 +28,18 @@ pub struct Report {
 /// Runs `connections` guest lifetimes of the component `wasm`, each with
 /// `messages` echo calls, and returns the medians.
 pub fn guest_lifetime(wasm: &[u8], connections: usize, messages: usize) -> anyhow::Result<Report> {
+    guest_lifetime_at(wasm, "/", connections, messages)
+}
+
+/// [`guest_lifetime`] with upgrade requests for `target` (for components
+/// that accept only some paths). Each 64-byte text message must be answered
+/// with a single text frame of at least 64 bytes.
+pub fn guest_lifetime_at(
+    wasm: &[u8],
+    target: &str,
+    connections: usize,
+    messages: usize,
+) -> anyhow::Result<Report> {
     let limits = Limits {
         max_connections: 16,
         ..Limits::default()
@@ -35,9 +48,11 @@ pub fn guest_lifetime(wasm: &[u8], connections: usize, messages: usize) -> anyho
     let runtime = Runtime::new(wasm, &limits)?;
     let compile = t.elapsed();
 
-    let head =
-        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let head = format!(
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    let head = head.as_bytes();
     let transport = Transport {
         peer: Some("127.0.0.1:40000".into()),
         tls: false,
@@ -73,7 +88,11 @@ pub fn guest_lifetime(wasm: &[u8], connections: usize, messages: usize) -> anyho
                 .receive(conn, &frame, 1)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             recv_t.push(t.elapsed());
-            anyhow::ensure!(tx.bytes.len() == 66, "expected a 64-byte echo frame");
+            let one_text_frame = tx.bytes.first() == Some(&0x81)
+                && tx.bytes.get(1).is_some_and(|&len| {
+                    (64..126).contains(&len) && tx.bytes.len() == 2 + usize::from(len)
+                });
+            anyhow::ensure!(one_text_frame, "expected one text frame of 64-125 bytes");
         }
         let t = Instant::now();
         let again = guest
@@ -105,4 +124,111 @@ pub fn guest_lifetime(wasm: &[u8], connections: usize, messages: usize) -> anyho
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// A compiled component and helpers to drive single guest calls, for the
+/// criterion benchmarks (`cargo bench -p ws-edge-host`).
+pub struct GuestBench {
+    runtime: Runtime,
+    peer: std::sync::Arc<str>,
+    transport: Transport,
+}
+
+/// The opening handshake the benchmarks send (a browser-like upgrade).
+pub const BENCH_HEAD: &[u8] = b"GET /chat HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\
+    Connection: Upgrade\r\nUpgrade: websocket\r\nOrigin: http://127.0.0.1:8080\r\n\
+    Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    User-Agent: Mozilla/5.0 (X11; Linux x86_64) bench\r\n\r\n";
+
+impl GuestBench {
+    /// Compiles `wasm` with the host's engine settings and a pool of
+    /// `slots` instances.
+    pub fn new(wasm: &[u8], slots: usize) -> anyhow::Result<Self> {
+        let limits = Limits {
+            max_connections: slots,
+            ..Limits::default()
+        };
+        Ok(Self {
+            runtime: Runtime::new(wasm, &limits)?,
+            peer: "127.0.0.1:40000".into(),
+            transport: Transport {
+                peer: Some("127.0.0.1:40000".into()),
+                tls: false,
+            },
+        })
+    }
+
+    /// New store + instantiation from the pool, then teardown, no call.
+    pub fn instantiate_and_drop(&self) -> anyhow::Result<()> {
+        let guest = self
+            .runtime
+            .instantiate(&self.peer)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        drop(guest);
+        Ok(())
+    }
+
+    /// A fresh instance with one accepted connection.
+    pub fn connect(&self) -> anyhow::Result<BenchConn> {
+        let guest = self
+            .runtime
+            .instantiate(&self.peer)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut c = BenchConn {
+            guest,
+            conn: None,
+            transport: self.transport.clone(),
+        };
+        c.conn = Some(c.accept()?);
+        Ok(c)
+    }
+}
+
+/// One instance with an accepted connection (dropped with it).
+pub struct BenchConn {
+    guest: crate::runtime::Guest,
+    conn: Option<wasmtime::component::ResourceAny>,
+    transport: Transport,
+}
+
+impl BenchConn {
+    fn accept(&mut self) -> anyhow::Result<wasmtime::component::ResourceAny> {
+        let answer = self
+            .guest
+            .handle_head(BENCH_HEAD, &self.transport, 0)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let HeadResult::Complete(hh) = answer else {
+            anyhow::bail!("the component found no complete head");
+        };
+        hh.handshake
+            .connection
+            .ok_or_else(|| anyhow::anyhow!("the component rejected a valid request"))
+    }
+
+    /// `handle-head` on this (warm) instance, accepted; the new connection
+    /// resource is dropped again.
+    pub fn handshake(&mut self) -> anyhow::Result<()> {
+        let conn = self.accept()?;
+        self.guest.drop_resource(conn);
+        Ok(())
+    }
+
+    /// `connection.receive` of `frame`; returns how many bytes the guest
+    /// asked to write back.
+    pub fn receive(&mut self, frame: &[u8]) -> anyhow::Result<usize> {
+        let conn = self.conn.ok_or_else(|| anyhow::anyhow!("no connection"))?;
+        let t = self
+            .guest
+            .receive(conn, frame, 1)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(t.bytes.len())
+    }
+}
+
+impl Drop for BenchConn {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.guest.drop_resource(conn);
+        }
+    }
 }

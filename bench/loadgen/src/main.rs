@@ -7,14 +7,18 @@
 //!             (-- SERVER COMMAND... | --url ws://ADDR [--pid PID])
 //! loadgen report --results RESULTS.jsonl [--baseline NAME] [--md PATH] [--svg PATH]
 //!                [--command TEXT] [--machine TEXT] [--notes TEXT]
+//! loadgen idle [--conns N] [--server-cpu CPUS] (-- SERVER COMMAND... | --url ws://ADDR --pid PID)
 //! ```
 //!
 //! `run` starts the server command once per scenario (pinned with
 //! `taskset -c CPUS`, default 0), waits for its `listening on ws://ADDR`
 //! line, drives load at that address only (it must be a loopback address),
 //! and appends one JSON record per scenario to `--out`. `report` prints the
-//! comparison table and writes the markdown table and the SVG plot.
+//! comparison table and writes the markdown table and the SVG plot. `idle`
+//! opens N (default 10 000) idle connections and prints the server's RSS
+//! growth per connection (see `bench/idle.sh`).
 
+mod idle;
 mod report;
 mod scenarios;
 mod server;
@@ -119,7 +123,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs> {
 }
 
 /// Refuses anything but loopback targets.
-fn check_loopback(url: &str) -> Result<()> {
+pub(crate) fn check_loopback(url: &str) -> Result<()> {
     let rest = url
         .strip_prefix("ws://")
         .context("only ws:// URLs are supported")?;
@@ -310,6 +314,7 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("run") => cmd_run(&args[1..]),
         Some("report") => cmd_report(&args[1..]),
+        Some("idle") => idle::parse(&args[1..]).and_then(|a| idle::run(&a)),
         _ => {
             let doc = include_str!("main.rs");
             let usage: String = doc

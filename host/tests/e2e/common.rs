@@ -26,7 +26,8 @@ pub fn workspace() -> PathBuf {
 }
 
 /// Path of a built guest component, by artifact name (`echo`, `chat_auth`,
-/// `reject`, `guest_panic`, `guest_spin`, `guest_hog`).
+/// `reject`, `guest_panic`, `guest_spin`, `guest_hog`,
+/// `guest_keepalive`).
 pub fn component(name: &str) -> PathBuf {
     PathBuf::from(env!("WS_EDGE_GUEST_DIR")).join(format!("{name}.wasm"))
 }
@@ -52,8 +53,13 @@ pub struct TestServer {
 impl TestServer {
     /// Serves `component` (an artifact name) with `limits`.
     pub async fn start(component_name: &str, limits: Limits) -> TestServer {
+        TestServer::start_file(component(component_name), limits).await
+    }
+
+    /// Serves the component at `path` with `limits`.
+    pub async fn start_file(path: PathBuf, limits: Limits) -> TestServer {
         let server = Server::builder()
-            .component_file(component(component_name))
+            .component_file(path)
             .listen("127.0.0.1:0".parse().expect("valid address"))
             .limits(limits)
             .bind()

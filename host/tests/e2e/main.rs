@@ -5,9 +5,11 @@
 mod browser;
 mod cli;
 mod common;
+mod compose;
 mod faults;
 mod handshake;
 mod hostile;
+mod keepalive;
 mod load;
 mod python;
 mod websocket;

@@ -1,0 +1,24 @@
+//! Helpers shared by the protocol test files.
+
+use ws_edge::protocol::Event;
+
+/// An owned copy of an [`Event`], so tests can collect and compare events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ev {
+    Text(String),
+    Binary(Vec<u8>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close(u16, String),
+}
+
+/// Copies a borrowed event out of the callback.
+pub fn own(e: Event<'_>) -> Ev {
+    match e {
+        Event::Text(s) => Ev::Text(s.to_owned()),
+        Event::Binary(b) => Ev::Binary(b.to_vec()),
+        Event::Ping(b) => Ev::Ping(b.to_vec()),
+        Event::Pong(b) => Ev::Pong(b.to_vec()),
+        Event::Close(c, r) => Ev::Close(c.as_u16(), r.to_owned()),
+    }
+}
