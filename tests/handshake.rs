@@ -9,6 +9,9 @@ use base64::Engine as _;
 use sha1::Digest as _;
 use ws_edge::handshake::*;
 
+mod support;
+use support::head_with;
+
 fn fixture(path: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/requests")
@@ -38,21 +41,6 @@ fn request_with(head: &[u8], transport: Transport, config: &HandshakeConfig) -> 
 
 fn request(head: &[u8]) -> Request {
     request_with(head, Transport::default(), &HandshakeConfig::default())
-}
-
-/// A minimal valid head with extra header lines.
-fn head_with(extra: &[&str]) -> Vec<u8> {
-    let mut s = String::from(
-        "GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Sec-WebSocket-Version: 13\r\n",
-    );
-    for line in extra {
-        s.push_str(line);
-        s.push_str("\r\n");
-    }
-    s.push_str("\r\n");
-    s.into_bytes()
 }
 
 /// Independent computation of the accept value (not through ws-edge).

@@ -8,27 +8,16 @@
 
 use ws_edge::handshake::*;
 
+mod support;
+use support::head_with;
+
 /// The bytes that could break a response: line ends alone and together,
 /// NUL, and the other controls a parser might treat as whitespace.
 const BAD: &[&str] = &["\r", "\n", "\r\n", "\0", "\x0b", "\x0c", "\x7f", "\r\n\r\n"];
 
-fn head(extra: &[&str]) -> Vec<u8> {
-    let mut s = String::from(
-        "GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Sec-WebSocket-Version: 13\r\n",
-    );
-    for line in extra {
-        s.push_str(line);
-        s.push_str("\r\n");
-    }
-    s.push_str("\r\n");
-    s.into_bytes()
-}
-
 fn request(extra: &[&str]) -> Request {
     match Request::from_head(
-        &head(extra),
+        &head_with(extra),
         Transport::default(),
         &HandshakeConfig::default(),
     ) {
@@ -205,7 +194,7 @@ fn subprotocols_offered_with_control_bytes_never_reach_a_response() {
     // the offer has no such protocol. Either way nothing is echoed.
     for bad in ["\0", "\x0b", "\x0c", "\x7f", "\r"] {
         let line = format!("Sec-WebSocket-Protocol: chat{bad}X, other");
-        let bytes = head(&[&line]);
+        let bytes = head_with(&[&line]);
         match Request::from_head(&bytes, Transport::default(), &HandshakeConfig::default()) {
             HeadStatus::Complete { result: Err(_), .. } => {}
             HeadStatus::Complete {
@@ -241,7 +230,7 @@ fn proxy_headers_are_ignored_by_default() {
             "Forwarded: for=\"[2001:db8::6]\"",
         ][..],
     ] {
-        let bytes = head(extra);
+        let bytes = head_with(extra);
         let peer = Transport {
             peer: "203.0.113.5:4000".parse().ok(),
             tls: false,

@@ -1,4 +1,7 @@
-//! Helpers shared by the protocol test files.
+//! Helpers shared by the integration test files. Each test file uses only
+//! some of them.
+
+#![allow(dead_code)]
 
 use ws_edge::protocol::Event;
 
@@ -21,4 +24,19 @@ pub fn own(e: Event<'_>) -> Ev {
         Event::Pong(b) => Ev::Pong(b.to_vec()),
         Event::Close(c, r) => Ev::Close(c.as_u16(), r.to_owned()),
     }
+}
+
+/// A minimal valid upgrade head for `/ws` with extra header lines.
+pub fn head_with(extra: &[&str]) -> Vec<u8> {
+    let mut s = String::from(
+        "GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n",
+    );
+    for line in extra {
+        s.push_str(line);
+        s.push_str("\r\n");
+    }
+    s.push_str("\r\n");
+    s.into_bytes()
 }
