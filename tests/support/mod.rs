@@ -1,7 +1,7 @@
 //! Helpers shared by the integration test files. Each test file uses only
 //! some of them.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test file uses only some helpers")]
 
 use ws_edge::protocol::Event;
 
