@@ -306,3 +306,21 @@ pub async fn read_server_frame(stream: &mut TcpStream) -> (bool, u8, Vec<u8>) {
     stream.read_exact(&mut payload).await.expect("payload");
     (head[0] & 0x80 != 0, head[0] & 0x0f, payload)
 }
+
+/// Writes `chunk` to a client that never reads, up to 4 000 times (far more
+/// than loopback socket buffers hold), until the server drops the
+/// connection. Returns how many chunks were written before the write failed,
+/// or `None` if all of them went through. Fails the test if the server
+/// neither drops the connection nor keeps reading within [`STEP`].
+pub async fn write_until_dropped(stream: &mut TcpStream, chunk: &[u8]) -> Option<usize> {
+    tokio::time::timeout(STEP, async {
+        for sent in 0..4000 {
+            if stream.write_all(chunk).await.is_err() {
+                return Some(sent);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the server drops the connection within the step")
+}
