@@ -23,7 +23,10 @@
 # feature and, unless FUZZ_SANITIZER says otherwise, without a sanitizer
 # (wasmtime's signal handlers and a sanitizer build of it do not mix well,
 # and the uninstrumented build runs several times faster). It embeds the
-# echo component from target/guests/ (`make guests` builds it).
+# echo component from target/guests/ (`make guests` builds it). It is built
+# with -O: cargo-fuzz would otherwise enable debug assertions in wasmtime and
+# Cranelift too; fuzz/Cargo.toml keeps them (and overflow checks) on for
+# ws-edge's own crates.
 #
 # Installs cargo-fuzz if it is missing (needs the nightly toolchain).
 # Exit status: 0 when no target crashed, 1 when one did (the rest still run),
@@ -78,7 +81,9 @@ for t in "${targets[@]}"; do
             echo "fuzz.sh: host_path needs the guest components: run 'make guests' first" >&2
             exit 2
         fi
-        build+=(--features host)
+        # -O: no debug assertions in wasmtime/Cranelift (fuzz/Cargo.toml keeps
+        # them, and overflow checks, on for ws-edge's own crates).
+        build+=(--features host -O)
         export WS_EDGE_SKIP_GUEST_BUILD=1
     fi
     seed="corpus/seed-$t"

@@ -229,23 +229,46 @@ pub(crate) async fn serve<S: Socket>(
     )
     .await;
     match &end {
-        End::Closed => tracing::debug!(%peer, "connection closed"),
+        End::Closed(code) => tracing::debug!(%peer, code, "connection closed"),
         End::Guest(e) => tracing::warn!(%peer, "guest failed, closing with 1011: {e}"),
         End::Io(e) => tracing::debug!(%peer, "socket error: {e}"),
     }
-    if let End::Guest(_) = end {
-        let frame = http::close_frame(1011, "internal error");
-        finish(&mut stream, &frame, limits.write_timeout).await;
-    } else if let End::Closed = end {
-        finish(&mut stream, &[], limits.write_timeout).await;
+    match end {
+        End::Guest(_) => {
+            let frame = http::close_frame(1011, "internal error");
+            finish(&mut stream, &frame, limits.write_timeout).await;
+        }
+        // Both close frames were exchanged: the peer sends nothing more, so
+        // closing now cannot reset anything in flight. No need to wait for
+        // its FIN (that wait cost a wakeup and a read per connection).
+        End::Closed(code) if exchanged_close_frames(code) => {
+            let _ = stream.shutdown().await;
+        }
+        // We failed the connection or it timed out: the peer may still be
+        // sending, so drain briefly before closing.
+        End::Closed(_) => finish(&mut stream, &[], limits.write_timeout).await,
+        End::Io(_) => {}
     }
     guest.drop_resource(conn);
 }
 
+/// Whether a connection that reached `closed` with `code` exchanged both
+/// close frames. The close code says it: a component that fails the
+/// connection itself reports 1002, 1007 or 1009 (the codes of protocol
+/// errors, RFC 6455 §7.4.1) without waiting for the peer's close frame, and
+/// 1006 when the close handshake timed out or never happened; any other code
+/// is the one of a close frame the peer sent. Guessing wrong only costs time
+/// (a needless drain) or, for a peer that keeps sending after its own close
+/// frame, a reset it brought on itself.
+fn exchanged_close_frames(code: u16) -> bool {
+    !matches!(code, 1002 | 1006 | 1007 | 1009)
+}
+
 /// Why the pump stopped.
 enum End {
-    /// The state became `closed` and its last bytes were written.
-    Closed,
+    /// The state became `closed` (with this close code) and its last bytes
+    /// were written.
+    Closed(u16),
     /// A guest call failed.
     Guest(GuestError),
     /// The socket failed or the peer went away (the guest was told).
@@ -282,8 +305,8 @@ async fn pump<S: Socket>(
                 let _ = guest.disconnected(conn, shared.now_ms());
                 return End::Io(e);
             }
-            if let ConnectionState::Closed(_) = transmit.state {
-                return End::Closed;
+            if let ConnectionState::Closed(frame) = transmit.state {
+                return End::Closed(frame.code);
             }
             // Re-arm only when the deadline moves earlier. The keepalive
             // deadline moves later with every message; an armed timer that
