@@ -7,7 +7,7 @@
 #               report under bench/results/ instead of docs/ unless --out-dir is given.
 #               Unless --only is given it runs (and builds) only ws-edge and
 #               tokio-tungstenite, so a cold smoke run stays within a few minutes
-#   --only      run only these servers (ws-edge, tokio-tungstenite, fastwebsockets,
+#   --only      run only these servers (ws-edge, ws-edge-reuse, tokio-tungstenite, fastwebsockets,
 #               node-ws, node-websocket)
 #   --no-build  do not build the Rust peers / install the Node peers
 #   --out-dir   where bench.md and bench.svg go (default: docs/, or bench/results/ with --quick)
@@ -88,9 +88,10 @@ fi
 
 # --- servers ------------------------------------------------------------------
 ws_edge_bin="${WS_EDGE_BIN:-$repo/target/release/ws-edge}"
-names=(ws-edge tokio-tungstenite fastwebsockets node-ws node-websocket)
+names=(ws-edge ws-edge-reuse tokio-tungstenite fastwebsockets node-ws node-websocket)
 declare -A cmds=(
     [ws-edge]="$ws_edge_bin serve --listen 127.0.0.1:0"
+    [ws-edge-reuse]="$ws_edge_bin serve --listen 127.0.0.1:0 --instance-reuse 1000"
     [tokio-tungstenite]="$bench/target/release/peer-tokio-tungstenite --listen 127.0.0.1:0"
     [fastwebsockets]="$bench/target/release/peer-fastwebsockets --listen 127.0.0.1:0"
     [node-ws]="node $bench/peers/node/ws-echo.js --listen 127.0.0.1:0"
@@ -103,7 +104,7 @@ for name in "${names[@]}"; do
     if [[ -n "$only" && ",$only," != *",$name,"* ]]; then
         continue
     fi
-    if [[ $name == ws-edge && ! -x "$ws_edge_bin" ]]; then
+    if [[ $name == ws-edge* && ! -x "$ws_edge_bin" ]]; then
         echo "== SKIPPING ws-edge: $ws_edge_bin not found (build it with \`cargo build --release -p ws-edge-host\` at the repo root, or set WS_EDGE_BIN)" >&2
         skipped="ws-edge (binary not built)"
         continue
@@ -164,7 +165,7 @@ notes="## Setup
   - \`handshake\`: connect, upgrade, close handshake, wait for the server to close TCP; latency is the whole cycle.
   - \`echo64\`: 64-byte **text** messages (server validates UTF-8), one outstanding per connection.
   - \`echo64k\`: 64 KiB **binary** messages, one outstanding per connection.
-- Servers: ws-edge (\`ws-edge serve\`, bundled echo component, release build of the repo); tokio-tungstenite $(lock_version tokio-tungstenite) and fastwebsockets $(lock_version fastwebsockets) (hyper $(lock_version hyper) upgrade) echo servers on the default multi-threaded tokio runtime (one worker when pinned); Node $(node --version) with ws $(node_version ws) (permessage-deflate off) and websocket (WebSocket-Node) $(node_version websocket) (library defaults). Sources: \`bench/peers/\`.
+- Servers: ws-edge (\`ws-edge serve\`, bundled echo component, release build of the repo: one fresh instance per connection, the default) and ws-edge-reuse (the same with \`--instance-reuse 1000\`: an instance serves up to 1 000 connections one after another); tokio-tungstenite $(lock_version tokio-tungstenite) and fastwebsockets $(lock_version fastwebsockets) (hyper $(lock_version hyper) upgrade) echo servers on the default multi-threaded tokio runtime (one worker when pinned); Node $(node --version) with ws $(node_version ws) (permessage-deflate off) and websocket (WebSocket-Node) $(node_version websocket) (library defaults). Sources: \`bench/peers/\`.
 - Rates are bounded by the load generator (one core) or, on a busy machine, by other work sharing the cores (see *client CPU %* and *server CPU %*, both in % of one core over the window), so compare servers by **CPU µs/op**. CPU/op rises when a server is far from saturated (fewer messages per wake-up), so it is comparable only between servers driven by the same client under the same conditions, as in one run here.
 - Load average when the run started: ${load_before} (1/5/15 min; other work on the machine shares the cores and adds noise, the min-max column shows it).
 - Servers run: ${active[*]}.${skipped:+ Skipped: $skipped.}${failed:+ Failed: ${failed[*]}.}"

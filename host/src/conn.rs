@@ -198,6 +198,7 @@ pub(crate) async fn serve<S: Socket>(
     }
     let Some(conn) = connection else {
         tracing::debug!(%peer, status = response.status, "handshake rejected");
+        shared.runtime.recycle(guest);
         finish(&mut stream, &response.wire, limits.write_timeout).await;
         return;
     };
@@ -206,6 +207,7 @@ pub(crate) async fn serve<S: Socket>(
         tracing::debug!(%peer, "writing the 101 response failed: {e}");
         let _ = guest.disconnected(conn, shared.now_ms());
         guest.drop_resource(conn);
+        shared.runtime.recycle(guest);
         return;
     }
     tracing::debug!(%peer, "connection upgraded");
@@ -233,6 +235,10 @@ pub(crate) async fn serve<S: Socket>(
         End::Guest(e) => tracing::warn!(%peer, "guest failed, closing with 1011: {e}"),
         End::Io(e) => tracing::debug!(%peer, "socket error: {e}"),
     }
+    // The guest is done with this connection: release its instance before
+    // the (possibly lingering) close.
+    guest.drop_resource(conn);
+    shared.runtime.recycle(guest);
     match end {
         End::Guest(_) => {
             let frame = http::close_frame(1011, "internal error");
@@ -249,7 +255,6 @@ pub(crate) async fn serve<S: Socket>(
         End::Closed(_) => finish(&mut stream, &[], limits.write_timeout).await,
         End::Io(_) => {}
     }
-    guest.drop_resource(conn);
 }
 
 /// Whether a connection that reached `closed` with `code` exchanged both

@@ -37,14 +37,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 
-pub use runtime::EPOCH_TICK;
+pub use runtime::{EPOCH_TICK, REUSE_MAX_IDLE, REUSE_MAX_MEMORY};
 
 // The embedding guide's examples are compiled and run as doc tests.
 #[cfg(doctest)]
@@ -78,6 +78,19 @@ pub struct Limits {
     /// After a shutdown signal, how long open connections get to finish
     /// their close handshake before the server returns. Default 5 s.
     pub shutdown_timeout: Duration,
+    /// How many connections one component instance may serve, one after
+    /// another. Default 1: every connection gets a fresh instance and
+    /// nothing of a connection outlives it.
+    ///
+    /// Above 1, an instance whose connection ended without a failed call is
+    /// kept (at most [`REUSE_MAX_IDLE`] idle instances) and handed to a later
+    /// connection, until it has served this many, unless its memory grew
+    /// past [`REUSE_MAX_MEMORY`]. That saves instantiation and teardown,
+    /// about half of a short connection's cost, but a later connection
+    /// runs with the guest's global state and heap as the earlier one left
+    /// them: turn it on only for components that keep per-connection state
+    /// in their `connection` resource (the guest library's `Handler` does).
+    pub instance_reuse: u32,
 }
 
 impl Default for Limits {
@@ -90,6 +103,7 @@ impl Default for Limits {
             cpu_deadline: Duration::from_millis(100),
             memory_per_connection: 64 << 20,
             shutdown_timeout: Duration::from_secs(5),
+            instance_reuse: 1,
         }
     }
 }
@@ -208,15 +222,25 @@ pub struct Server {
     shared: Arc<Shared>,
 }
 
-/// Counts the connections a [`Server`] is serving; stays valid after the
-/// server is moved into [`Server::run`].
+/// Counts the connections a [`Server`] is serving and the component
+/// instances it created; stays valid after the server is moved into
+/// [`Server::run`].
 #[derive(Clone)]
-pub struct Monitor(Arc<AtomicUsize>);
+pub struct Monitor {
+    live: Arc<AtomicUsize>,
+    instantiated: Arc<AtomicU64>,
+}
 
 impl Monitor {
     /// Connections accepted and not yet finished.
     pub fn live_connections(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Component instances created so far: one per connection that reached
+    /// the component, fewer with [`Limits::instance_reuse`].
+    pub fn instances_created(&self) -> u64 {
+        self.instantiated.load(Ordering::Relaxed)
     }
 }
 
@@ -247,7 +271,10 @@ impl Server {
 
     /// A handle that reports the number of live connections.
     pub fn monitor(&self) -> Monitor {
-        Monitor(self.live.clone())
+        Monitor {
+            live: self.live.clone(),
+            instantiated: self.shared.runtime.instantiated.clone(),
+        }
     }
 
     /// Serves one already-connected Unix stream exactly as an accepted TCP

@@ -69,6 +69,15 @@ struct Serve {
     /// SIGINT/SIGTERM.
     #[arg(long, default_value_t = 5.0)]
     shutdown_timeout: f64,
+
+    /// Connections one component instance may serve, one after another.
+    /// 1 (the default) gives every connection a fresh instance. Higher
+    /// values skip instantiation for most connections, but a connection then
+    /// sees the guest's global state and heap as the previous one left them:
+    /// only for components that keep per-connection state in their
+    /// `connection` resource.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    instance_reuse: u32,
 }
 
 fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
@@ -99,6 +108,7 @@ fn main() -> anyhow::Result<()> {
             .checked_mul(1 << 20)
             .context("--memory-mib is too large")?,
         shutdown_timeout: seconds("shutdown-timeout", args.shutdown_timeout)?,
+        instance_reuse: args.instance_reuse,
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

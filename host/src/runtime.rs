@@ -5,26 +5,30 @@
 //! and the pre-instantiated bindings. A connection then costs one [`Store`]
 //! plus one instantiation from the pool ([`Runtime::instantiate`]).
 //!
+//! With [`Limits::instance_reuse`] above 1, an instance that served a
+//! connection without failing is kept ([`Runtime::recycle`]) and handed to a
+//! later connection instead of a fresh one.
+//!
 //! Guest calls are synchronous and run on the tokio worker that drives the
 //! connection. Each call gets an epoch deadline, so a guest that loops is
 //! trapped after the configured CPU deadline; a background thread advances
 //! the epoch every [`EPOCH_TICK`].
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
 use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
-    StoreLimits, StoreLimitsBuilder,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
+    Store, StoreLimits, StoreLimitsBuilder,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::Limits;
-use crate::stdio::{GuestLog, Which};
+use crate::stdio::{GuestLog, PeerLabel, Which};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -47,11 +51,73 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// connections that buffered large messages give the rest back with madvise.
 const KEEP_RESIDENT: usize = 128 * 1024;
 
-/// Per-connection store data: what WASI needs plus the resource limits.
+/// With instance reuse, an instance whose linear memory grew past this is
+/// not kept: memory never shrinks, and an idle instance should not hold
+/// megabytes that a fresh one would not.
+pub const REUSE_MAX_MEMORY: usize = 4 << 20;
+
+/// With instance reuse, at most this many instances wait for a connection.
+/// Connections start and end in bursts; the idle instances bridge the gaps
+/// (each holds a pool slot and its resident memory, ~100–200 KiB).
+pub const REUSE_MAX_IDLE: usize = 64;
+
+/// Per-instance store data: what WASI needs, the resource limits and the
+/// label of the connection being served.
 pub(crate) struct ConnData {
     wasi: WasiCtx,
     table: ResourceTable,
+    limits: Limiter,
+    label: PeerLabel,
+}
+
+/// [`StoreLimits`], remembering how large the instance's memory has grown.
+struct Limiter {
     limits: StoreLimits,
+    memory: usize,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.memory = self.memory.max(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 impl WasiView for ConnData {
@@ -71,12 +137,24 @@ pub(crate) struct Runtime {
     memory_limit: usize,
     deadline_ticks: u64,
     ticker_stop: Arc<AtomicBool>,
+    /// Connections one instance may serve ([`Limits::instance_reuse`]).
+    reuse: u32,
+    /// Instances waiting for their next connection (reuse only).
+    idle: Mutex<Vec<Guest>>,
+    /// At most this many idle instances are kept.
+    idle_cap: usize,
+    /// Instances created so far.
+    pub(crate) instantiated: Arc<AtomicU64>,
 }
 
 impl Runtime {
     /// Compiles `wasm` (a component) and prepares it for instantiation.
     pub(crate) fn new(wasm: &[u8], limits: &Limits) -> anyhow::Result<Self> {
-        let slots = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+        let reuse = limits.instance_reuse.max(1);
+        let idle_cap = if reuse > 1 { REUSE_MAX_IDLE } else { 0 };
+        // Idle instances hold pool slots too.
+        let slots = u32::try_from(limits.max_connections.max(1).saturating_add(idle_cap))
+            .unwrap_or(u32::MAX);
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(slots)
             .total_core_instances(slots.saturating_mul(4))
@@ -145,34 +223,78 @@ impl Runtime {
             memory_limit: limits.memory_per_connection,
             deadline_ticks,
             ticker_stop,
+            reuse,
+            idle: Mutex::new(Vec::with_capacity(idle_cap)),
+            idle_cap,
+            instantiated: Arc::new(AtomicU64::new(0)),
         })
     }
 
-    /// Instantiates the component in a fresh store for one connection.
+    /// An instance for the connection from `peer`: an idle one when instance
+    /// reuse is on and one is waiting, else a fresh store and instance.
     pub(crate) fn instantiate(&self, peer: &Arc<str>) -> Result<Guest, GuestError> {
+        if self.reuse > 1 {
+            let waiting = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            if let Some(mut guest) = waiting {
+                guest.store.data().label.set(peer.clone());
+                guest.served += 1;
+                return Ok(guest);
+            }
+        }
+        let label = PeerLabel::new(peer.clone());
         let wasi = WasiCtx::builder()
-            .stdout(GuestLog::new(Which::Stdout, peer.clone()))
-            .stderr(GuestLog::new(Which::Stderr, peer.clone()))
+            .stdout(GuestLog::new(Which::Stdout, label.clone()))
+            .stderr(GuestLog::new(Which::Stderr, label.clone()))
             .build();
         let data = ConnData {
             wasi,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.memory_limit)
-                .instances(16)
-                .tables(8)
-                .memories(2)
-                .build(),
+            limits: Limiter {
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(self.memory_limit)
+                    .instances(16)
+                    .tables(8)
+                    .memories(2)
+                    .build(),
+                memory: 0,
+            },
+            label,
         };
         let mut store = Store::new(&self.engine, data);
         store.limiter(|data| &mut data.limits);
         store.set_epoch_deadline(self.deadline_ticks);
         let bindings = guarded(|| self.pre.instantiate(&mut store))?;
+        self.instantiated.fetch_add(1, Ordering::Relaxed);
         Ok(Guest {
             store,
             bindings,
             deadline_ticks: self.deadline_ticks,
+            served: 1,
+            failed: false,
         })
+    }
+
+    /// Hands back the instance of a finished connection, whose resources
+    /// have been dropped. With instance reuse it is kept for a later
+    /// connection unless a call on it failed, it has served
+    /// [`Limits::instance_reuse`] connections, its memory grew past
+    /// [`REUSE_MAX_MEMORY`] or enough instances are idle already; otherwise
+    /// (and always without reuse) it is dropped and its slot returns to the
+    /// pool.
+    pub(crate) fn recycle(&self, guest: Guest) {
+        let keep = self.reuse > 1
+            && !guest.failed
+            && guest.served < self.reuse
+            && guest.store.data().limits.memory <= REUSE_MAX_MEMORY;
+        if keep {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < self.idle_cap {
+                idle.push(guest);
+                return;
+            }
+        }
+        // Dropped here, outside the lock.
+        drop(guest);
     }
 }
 
@@ -225,14 +347,30 @@ fn describe_trap(e: &wasmtime::Error) -> String {
     format!("guest call failed: {e:#}")
 }
 
-/// One instance of the component, owned by one connection.
+/// One instance of the component, owned by one connection at a time.
 pub(crate) struct Guest {
     store: Store<ConnData>,
     bindings: bindings::WebsocketServer,
     deadline_ticks: u64,
+    /// Connections this instance has been handed to, the current one included.
+    served: u32,
+    /// A call trapped or failed: the instance must not be used again.
+    failed: bool,
 }
 
 impl Guest {
+    /// Runs one call with a fresh CPU deadline; a failure marks the
+    /// instance as not reusable.
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&bindings::WebsocketServer, &mut Store<ConnData>) -> wasmtime::Result<R>,
+    ) -> Result<R, GuestError> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let result = guarded(|| f(&self.bindings, &mut self.store));
+        self.failed |= result.is_err();
+        result
+    }
+
     /// Calls `handle-request` (not used by the TCP host, which has raw bytes).
     #[cfg(test)]
     pub(crate) fn handle_request(
@@ -241,9 +379,10 @@ impl Guest {
         now: u64,
     ) -> Result<bindings::exports::ws_edge::websocket::websocket_request::Handshake, GuestError>
     {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        let iface = self.bindings.ws_edge_websocket_websocket_request();
-        guarded(|| iface.call_handle_request(&mut self.store, request, now))
+        self.call(|b, store| {
+            b.ws_edge_websocket_websocket_request()
+                .call_handle_request(store, request, now)
+        })
     }
 
     /// Calls `preview-head`.
@@ -254,9 +393,10 @@ impl Guest {
         transport: &Transport,
     ) -> Result<bindings::exports::ws_edge::websocket::websocket_request::HeadResponse, GuestError>
     {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        let iface = self.bindings.ws_edge_websocket_websocket_request();
-        guarded(|| iface.call_preview_head(&mut self.store, head, transport))
+        self.call(|b, store| {
+            b.ws_edge_websocket_websocket_request()
+                .call_preview_head(store, head, transport)
+        })
     }
 
     /// Calls `handle-head`.
@@ -266,9 +406,10 @@ impl Guest {
         transport: &Transport,
         now: u64,
     ) -> Result<HeadResult, GuestError> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        let iface = self.bindings.ws_edge_websocket_websocket_request();
-        guarded(|| iface.call_handle_head(&mut self.store, head, transport, now))
+        self.call(|b, store| {
+            b.ws_edge_websocket_websocket_request()
+                .call_handle_head(store, head, transport, now)
+        })
     }
 
     /// Calls `connection.receive`.
@@ -278,22 +419,20 @@ impl Guest {
         data: &[u8],
         now: u64,
     ) -> Result<Transmit, GuestError> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        let c = self
-            .bindings
-            .ws_edge_websocket_websocket_request()
-            .connection();
-        guarded(|| c.call_receive(&mut self.store, conn, data, now))
+        self.call(|b, store| {
+            b.ws_edge_websocket_websocket_request()
+                .connection()
+                .call_receive(store, conn, data, now)
+        })
     }
 
     /// Calls `connection.tick`.
     pub(crate) fn tick(&mut self, conn: ResourceAny, now: u64) -> Result<Transmit, GuestError> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        let c = self
-            .bindings
-            .ws_edge_websocket_websocket_request()
-            .connection();
-        guarded(|| c.call_tick(&mut self.store, conn, now))
+        self.call(|b, store| {
+            b.ws_edge_websocket_websocket_request()
+                .connection()
+                .call_tick(store, conn, now)
+        })
     }
 
     /// Calls `connection.close`.
@@ -304,12 +443,11 @@ impl Guest {
         reason: &str,
         now: u64,
     ) -> Result<Transmit, GuestError> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        let c = self
-            .bindings
-            .ws_edge_websocket_websocket_request()
-            .connection();
-        guarded(|| c.call_close(&mut self.store, conn, code, reason, now))
+        self.call(|b, store| {
+            b.ws_edge_websocket_websocket_request()
+                .connection()
+                .call_close(store, conn, code, reason, now)
+        })
     }
 
     /// Calls `connection.disconnected`.
@@ -318,19 +456,17 @@ impl Guest {
         conn: ResourceAny,
         now: u64,
     ) -> Result<Transmit, GuestError> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        let c = self
-            .bindings
-            .ws_edge_websocket_websocket_request()
-            .connection();
-        guarded(|| c.call_disconnected(&mut self.store, conn, now))
+        self.call(|b, store| {
+            b.ws_edge_websocket_websocket_request()
+                .connection()
+                .call_disconnected(store, conn, now)
+        })
     }
 
     /// Drops a resource the guest handed out (runs its destructor in the
-    /// guest). Errors are ignored: the store is about to go away anyway.
+    /// guest). A failure is logged and keeps the instance from being reused.
     pub(crate) fn drop_resource(&mut self, conn: ResourceAny) {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        if let Err(e) = guarded(|| conn.resource_drop(&mut self.store)) {
+        if let Err(e) = self.call(|_, store| conn.resource_drop(store)) {
             tracing::debug!("dropping the connection resource failed: {e}");
         }
     }

@@ -13,7 +13,7 @@
 //! per line, lines capped at [`MAX_LINE`] bytes.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use wasmtime::component::{Linker, Resource, ResourceTable};
@@ -32,14 +32,35 @@ pub(crate) enum Which {
     Stderr,
 }
 
+/// The peer of the connection an instance serves, shared by its log
+/// streams. An instance that serves several connections in turn
+/// (`Limits::instance_reuse`) gets the next peer written here.
+#[derive(Clone)]
+pub(crate) struct PeerLabel(Arc<Mutex<Arc<str>>>);
+
+impl PeerLabel {
+    pub(crate) fn new(peer: Arc<str>) -> Self {
+        Self(Arc::new(Mutex::new(peer)))
+    }
+
+    /// Labels the instance's later log lines with `peer`.
+    pub(crate) fn set(&self, peer: Arc<str>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = peer;
+    }
+
+    fn get(&self) -> Arc<str> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// A guest's stdout or stderr, labelled with the connection's peer.
 pub(crate) struct GuestLog {
     which: Which,
-    peer: Arc<str>,
+    peer: PeerLabel,
 }
 
 impl GuestLog {
-    pub(crate) fn new(which: Which, peer: Arc<str>) -> Self {
+    pub(crate) fn new(which: Which, peer: PeerLabel) -> Self {
         Self { which, peer }
     }
 }
@@ -63,14 +84,14 @@ impl StdoutStream for GuestLog {
 /// Buffers bytes and logs complete lines.
 struct LineLog {
     which: Which,
-    peer: Arc<str>,
+    peer: PeerLabel,
     line: Vec<u8>,
     /// The current line passed [`MAX_LINE`]; drop bytes until its end.
     truncated: bool,
 }
 
 impl LineLog {
-    fn new(which: Which, peer: Arc<str>) -> Self {
+    fn new(which: Which, peer: PeerLabel) -> Self {
         Self {
             which,
             peer,
@@ -102,12 +123,13 @@ impl LineLog {
         }
         let text = String::from_utf8_lossy(&self.line);
         let more = if self.truncated { " …" } else { "" };
+        let peer = self.peer.get();
         match self.which {
             Which::Stdout => {
-                tracing::info!(target: "ws_edge_host::guest", peer = %self.peer, "stdout: {text}{more}")
+                tracing::info!(target: "ws_edge_host::guest", peer = %peer, "stdout: {text}{more}")
             }
             Which::Stderr => {
-                tracing::warn!(target: "ws_edge_host::guest", peer = %self.peer, "stderr: {text}{more}")
+                tracing::warn!(target: "ws_edge_host::guest", peer = %peer, "stderr: {text}{more}")
             }
         }
         self.line.clear();
@@ -286,7 +308,7 @@ mod tests {
 
     #[test]
     fn lines_are_split_and_capped() {
-        let mut log = LineLog::new(Which::Stdout, "p".into());
+        let mut log = LineLog::new(Which::Stdout, PeerLabel::new("p".into()));
         log.push(b"one\ntw");
         assert_eq!(log.line, b"tw");
         log.push(b"o\n");

@@ -12,4 +12,5 @@ mod hostile;
 mod keepalive;
 mod load;
 mod python;
+mod reuse;
 mod websocket;

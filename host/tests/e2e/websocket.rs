@@ -31,7 +31,7 @@ async fn text_and_binary_echo() {
 async fn large_message_echo() {
     let server = TestServer::echo().await;
     let mut ws = connect(&server.url("/")).await;
-    // 64 KiB, which the server sends back in several fragments.
+    // 64 KiB in one frame each way (the echo component does not fragment).
     let data: Vec<u8> = (0..64 * 1024).map(|i| (i * 7 % 251) as u8).collect();
     ws.send(Message::binary(data.clone())).await.expect("send");
     match next_message(&mut ws).await {

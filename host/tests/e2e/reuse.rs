@@ -1,0 +1,111 @@
+//! Instance reuse (`Limits::instance_reuse`): off by default (one fresh
+//! instance per connection); when on, an instance serves at most that many
+//! connections one after another, and never again after a failed call or
+//! once its memory grew past `REUSE_MAX_MEMORY`.
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use ws_edge_host::{Limits, REUSE_MAX_MEMORY};
+
+use crate::common::*;
+
+fn reuse(n: u32) -> Limits {
+    Limits {
+        instance_reuse: n,
+        ..test_limits()
+    }
+}
+
+/// Closes cleanly and waits for the end of the stream: by then the host has
+/// handed the instance back (it does so before closing the socket).
+async fn close_and_wait(mut ws: Client) {
+    ws.close(None).await.expect("close");
+    loop {
+        match tokio::time::timeout(STEP, ws.next()).await {
+            Ok(Some(Ok(_))) => continue,
+            Ok(None | Some(Err(_))) => return,
+            Err(_) => panic!("the server did not close the connection in time"),
+        }
+    }
+}
+
+/// One connection: echo `text`, close.
+async fn echo_once(server: &TestServer, text: &str) {
+    let mut ws = connect(&server.url("/")).await;
+    assert_echo(&mut ws, text).await;
+    close_and_wait(ws).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_connection_gets_a_fresh_instance_by_default() {
+    let server = TestServer::echo().await;
+    for i in 0..4 {
+        echo_once(&server, &format!("connection {i}")).await;
+    }
+    assert_eq!(server.monitor.instances_created(), 4);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_serves_at_most_instance_reuse_connections() {
+    let server = TestServer::start("echo", reuse(3)).await;
+    for i in 0..7 {
+        echo_once(&server, &format!("connection {i}")).await;
+    }
+    // 3 + 3 + 1 connections.
+    assert_eq!(server.monitor.instances_created(), 3);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_handshakes_hand_their_instance_on() {
+    let server = TestServer::start("echo", reuse(100)).await;
+    // No Sec-WebSocket-Key: the component answers 400.
+    let head = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    for _ in 0..3 {
+        let (response, _stream) = raw_exchange(server.addr, head).await;
+        assert_eq!(response.status, 400);
+    }
+    echo_once(&server, "after three rejections").await;
+    assert_eq!(server.monitor.instances_created(), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_trapped_is_never_reused() {
+    let server = TestServer::start("guest_panic", reuse(100)).await;
+    echo_once(&server, "first").await;
+
+    // The second connection gets the first one's instance and makes it panic.
+    let mut ws = connect(&server.url("/")).await;
+    ws.send(Message::text("panic")).await.expect("send");
+    expect_close(&mut ws, 1011).await;
+    drop(ws);
+
+    // The third gets a fresh instance, which then serves the fourth.
+    echo_once(&server, "third").await;
+    echo_once(&server, "fourth").await;
+    assert_eq!(server.monitor.instances_created(), 2);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_memory_grew_is_not_kept() {
+    let server = TestServer::start("echo", reuse(100)).await;
+    let mut ws = connect(&server.url("/")).await;
+    let big = vec![0x5a_u8; REUSE_MAX_MEMORY + (1 << 20)];
+    ws.send(Message::binary(big.clone())).await.expect("send");
+    match next_message(&mut ws).await {
+        Message::Binary(got) => assert!(got[..] == big[..], "echo differs"),
+        other => panic!("expected the binary echo, got {other:?}"),
+    }
+    close_and_wait(ws).await;
+
+    echo_once(&server, "second").await;
+    echo_once(&server, "third").await;
+    // The first instance grew past the limit and was dropped; the second
+    // served the third connection too.
+    assert_eq!(server.monitor.instances_created(), 2);
+    server.shutdown().await;
+}
