@@ -177,6 +177,11 @@ impl Runtime {
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .parallel_compilation(true);
+        // `WS_EDGE_PERFMAP=1`: write /tmp/perf-PID.map so that `perf report`
+        // names the guest's compiled functions (see docs/bench.md).
+        if std::env::var_os("WS_EDGE_PERFMAP").is_some_and(|v| v == "1") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine =
             Engine::new(&config).map_err(|e| anyhow!("creating the wasmtime engine: {e}"))?;
 
