@@ -109,7 +109,10 @@ fuzz_target!(|data: &[u8]| {
         let writer = async {
             let split = input.len().min(chunk * (MAX_PIECES - 1));
             let (head, tail) = input.split_at(split);
-            for piece in head.chunks(chunk).chain(Some(tail).filter(|t| !t.is_empty())) {
+            for piece in head
+                .chunks(chunk)
+                .chain(Some(tail).filter(|t| !t.is_empty()))
+            {
                 if wr.write_all(piece).await.is_err() {
                     return;
                 }
