@@ -9,7 +9,8 @@
 //!
 //! Environment: `DRILL_VANISH` (connections in the vanish drill, default
 //! 100 000), `DRILL_SLOWLORIS` (clients, default 500), `DRILL_MAX_LATENCY_MS`
-//! (bystander bound, default 1000).
+//! (bystander bound, default 1000), `DRILL_INSTANCE_REUSE` (the servers'
+//! `Limits::instance_reuse`, default 1).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -33,6 +34,15 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The limits every drill starts from: the defaults, with
+/// `DRILL_INSTANCE_REUSE` applied.
+fn base_limits() -> Limits {
+    Limits {
+        instance_reuse: u32::try_from(env_usize("DRILL_INSTANCE_REUSE", 1)).unwrap_or(u32::MAX),
+        ..Limits::default()
+    }
 }
 
 /// Resident set size of this process in KiB (`VmRSS`).
@@ -272,7 +282,7 @@ async fn slowloris() -> Verdict {
     let limits = Limits {
         head_timeout,
         max_connections: clients + 64,
-        ..Limits::default()
+        ..base_limits()
     };
     with_bystander("slowloris", None, limits, |addr, monitor| async move {
         let peak = Arc::new(AtomicUsize::new(0));
@@ -349,60 +359,54 @@ async fn slowloris() -> Verdict {
 /// 1 000 requests with 64 KiB of headers (100 at a time) each get 431.
 async fn flood() -> Verdict {
     let total = 1000;
-    with_bystander(
-        "flood",
-        None,
-        Limits::default(),
-        |addr, _monitor| async move {
-            let mut request =
-                b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n".to_vec();
-            while request.len() < 64 * 1024 {
-                request.extend_from_slice(b"X-Flood: ");
-                request.extend_from_slice(&[b'a'; 1000]);
-                request.extend_from_slice(b"\r\n");
-            }
+    with_bystander("flood", None, base_limits(), |addr, _monitor| async move {
+        let mut request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n".to_vec();
+        while request.len() < 64 * 1024 {
+            request.extend_from_slice(b"X-Flood: ");
+            request.extend_from_slice(&[b'a'; 1000]);
             request.extend_from_slice(b"\r\n");
-            let request = Arc::new(request);
-            let limit = Arc::new(Semaphore::new(100));
-            let mut tasks = Vec::new();
-            let rss0 = rss_kib();
-            for _ in 0..total {
-                let permit = limit.clone().acquire_owned().await;
-                let request = request.clone();
-                tasks.push(tokio::spawn(async move {
-                    let _permit = permit;
-                    let mut stream = TcpStream::connect(addr).await.ok()?;
-                    // The server answers after 8 KiB and drains the rest.
-                    let _ = stream.write_all(&request).await;
-                    let out = read_all(&mut stream, Duration::from_secs(10)).await?;
-                    status_of(&out)
-                }));
+        }
+        request.extend_from_slice(b"\r\n");
+        let request = Arc::new(request);
+        let limit = Arc::new(Semaphore::new(100));
+        let mut tasks = Vec::new();
+        let rss0 = rss_kib();
+        for _ in 0..total {
+            let permit = limit.clone().acquire_owned().await;
+            let request = request.clone();
+            tasks.push(tokio::spawn(async move {
+                let _permit = permit;
+                let mut stream = TcpStream::connect(addr).await.ok()?;
+                // The server answers after 8 KiB and drains the rest.
+                let _ = stream.write_all(&request).await;
+                let out = read_all(&mut stream, Duration::from_secs(10)).await?;
+                status_of(&out)
+            }));
+        }
+        let mut got = 0;
+        let mut other = Vec::new();
+        for t in tasks {
+            match t.await.ok().flatten() {
+                Some(431) => got += 1,
+                s => other.push(s),
             }
-            let mut got = 0;
-            let mut other = Vec::new();
-            for t in tasks {
-                match t.await.ok().flatten() {
-                    Some(431) => got += 1,
-                    s => other.push(s),
+        }
+        other.truncate(3);
+        let rss1 = rss_kib();
+        (
+            got == total,
+            format!(
+                "{got}/{total} got 431; RSS {} -> {} MiB{}",
+                rss0 / 1024,
+                rss1 / 1024,
+                if other.is_empty() {
+                    String::new()
+                } else {
+                    format!("; others {other:?}")
                 }
-            }
-            other.truncate(3);
-            let rss1 = rss_kib();
-            (
-                got == total,
-                format!(
-                    "{got}/{total} got 431; RSS {} -> {} MiB{}",
-                    rss0 / 1024,
-                    rss1 / 1024,
-                    if other.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; others {other:?}")
-                    }
-                ),
-            )
-        },
-    )
+            ),
+        )
+    })
     .await
 }
 
@@ -476,7 +480,7 @@ async fn vanish() -> Verdict {
     let total = env_usize("DRILL_VANISH", 100_000);
     let limits = Limits {
         max_connections: 1024,
-        ..Limits::default()
+        ..base_limits()
     };
     with_bystander("vanish", None, limits, |addr, monitor| async move {
         let run = |count: usize| {
@@ -568,7 +572,7 @@ async fn flooders(name: &'static str, opcode: u8, payload: usize) -> Verdict {
     let write_timeout = Duration::from_secs(1);
     let limits = Limits {
         write_timeout,
-        ..Limits::default()
+        ..base_limits()
     };
     with_bystander(name, None, limits, |addr, _monitor| async move {
         let mut chunk = Vec::new();
@@ -633,7 +637,7 @@ async fn faulty(name: &'static str, trigger: &'static str) -> Verdict {
     let limits = Limits {
         cpu_deadline: Duration::from_millis(50),
         memory_per_connection: 16 << 20,
-        ..Limits::default()
+        ..base_limits()
     };
     let component = format!("guest_{trigger}");
     with_bystander(
