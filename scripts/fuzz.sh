@@ -18,6 +18,9 @@
 #                   "none" runs ~3-5x more executions (the targets' own
 #                   assertions and Rust's checks stay on)
 #   FUZZ_ARGS       extra libFuzzer flags, e.g. "-runs=10000000"
+#   HOST_PATH_INSTANCE_REUSE
+#                   host_path only: serve the inputs with instance reuse N
+#                   (one instance meets many connections; default 1)
 #
 # host_path (the whole host, wasmtime included) is built with its `host`
 # feature and, unless FUZZ_SANITIZER says otherwise, without a sanitizer

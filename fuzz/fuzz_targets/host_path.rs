@@ -15,6 +15,10 @@
 //!   valid opcodes, or a non-101 response whose body is exactly its
 //!   `Content-Length`, with nothing after it.
 //!
+//! `HOST_PATH_INSTANCE_REUSE=N` serves the inputs with `Limits::instance_reuse`
+//! N, so that one instance meets many hostile connections in turn (default
+//! 1: a fresh instance per input).
+//!
 //! First byte: bit 0 set prepends a valid browser handshake (Chrome 131) so
 //! the rest goes straight to the frame pump; bits 1..=7 (if non-zero) times 3
 //! is the write chunk size, with a yield between chunks (split reads). After
@@ -61,6 +65,10 @@ fn host() -> &'static Host {
             max_connections: 4,
             write_timeout: Duration::from_secs(2),
             head_timeout: Duration::from_secs(2),
+            instance_reuse: std::env::var("HOST_PATH_INSTANCE_REUSE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1),
             ..Limits::default()
         };
         let server = rt
