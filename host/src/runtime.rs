@@ -139,10 +139,9 @@ pub(crate) struct Runtime {
     ticker_stop: Arc<AtomicBool>,
     /// Connections one instance may serve ([`Limits::instance_reuse`]).
     reuse: u32,
-    /// Instances waiting for their next connection (reuse only).
+    /// Instances waiting for their next connection (reuse only; at most
+    /// [`REUSE_MAX_IDLE`]).
     idle: Mutex<Vec<Guest>>,
-    /// At most this many idle instances are kept.
-    idle_cap: usize,
     /// Instances created so far.
     pub(crate) instantiated: Arc<AtomicU64>,
 }
@@ -178,7 +177,7 @@ impl Runtime {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .parallel_compilation(true);
         // `WS_EDGE_PERFMAP=1`: write /tmp/perf-PID.map so that `perf report`
-        // names the guest's compiled functions (see docs/bench.md).
+        // names the guest's compiled functions (README, Performance).
         if std::env::var_os("WS_EDGE_PERFMAP").is_some_and(|v| v == "1") {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
@@ -230,7 +229,6 @@ impl Runtime {
             ticker_stop,
             reuse,
             idle: Mutex::new(Vec::with_capacity(idle_cap)),
-            idle_cap,
             instantiated: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -293,7 +291,7 @@ impl Runtime {
             && guest.store.data().limits.memory <= REUSE_MAX_MEMORY;
         if keep {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < self.idle_cap {
+            if idle.len() < REUSE_MAX_IDLE {
                 idle.push(guest);
                 return;
             }
