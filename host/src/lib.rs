@@ -86,7 +86,7 @@ pub struct Limits {
     /// kept (at most [`REUSE_MAX_IDLE`] idle instances) and handed to a later
     /// connection, until it has served this many, unless its memory grew
     /// past [`REUSE_MAX_MEMORY`]. That saves instantiation and teardown,
-    /// about half of a short connection's cost, but a later connection
+    /// about a fifth of a short connection's server CPU, but a later connection
     /// runs with the guest's global state and heap as the earlier one left
     /// them: turn it on only for components that keep per-connection state
     /// in their `connection` resource (the guest library's `Handler` does).
