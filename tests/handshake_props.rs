@@ -53,14 +53,23 @@ fn summary(r: &Request) -> String {
     )
 }
 
+/// The raw path; the borrowing and the owning entry points must agree.
 fn outcome(buf: &[u8], config: &HandshakeConfig) -> Outcome {
-    match Request::from_head(buf, Transport::default(), config) {
+    let summarize = |status: HeadStatus<Request>| match status {
         HeadStatus::Incomplete => Outcome::Incomplete,
         HeadStatus::Complete { consumed, result } => Outcome::Done {
             consumed,
             result: result.map(|r| summary(&r)),
         },
-    }
+    };
+    let borrowed = summarize(Request::from_head(buf, Transport::default(), config));
+    let owned = summarize(Request::from_head_vec(
+        buf.to_vec(),
+        Transport::default(),
+        config,
+    ));
+    assert_eq!(borrowed, owned, "from_head and from_head_vec disagree");
+    borrowed
 }
 
 /// The structured path, for heads that parse.

@@ -212,7 +212,7 @@ impl<H: Handler> wit::Guest for Component<H> {
 
     fn handle_head(head: Vec<u8>, transport: wit::Transport, now: wit::Instant) -> wit::HeadResult {
         let config = H::handshake_config();
-        match hs::Request::from_head(&head, core_transport(&transport), &config) {
+        match hs::Request::from_head_vec(head, core_transport(&transport), &config) {
             HeadStatus::Incomplete => wit::HeadResult::Incomplete,
             HeadStatus::Complete { consumed, result } => {
                 wit::HeadResult::Complete(wit::HeadHandshake {
@@ -259,7 +259,7 @@ fn decide<H: Handler>(result: Result<Request, hs::Rejection>, now: u64) -> wit::
         Ok(request) => request,
         Err(rejection) => {
             return wit::Handshake {
-                response: wit_response(&rejection.response()),
+                response: wit_response(rejection.response()),
                 connection: None,
             };
         }
@@ -275,7 +275,7 @@ fn decide<H: Handler>(result: Result<Request, hs::Rejection>, now: u64) -> wit::
                     }),
                 };
                 wit::Handshake {
-                    response: wit_response(&accepted.response),
+                    response: wit_response(accepted.response),
                     connection: Some(wit::Connection::new(conn)),
                 }
             }
@@ -302,7 +302,7 @@ fn reject_with(request: &mut Request, options: RejectOptions) -> wit::Handshake 
         },
     };
     wit::Handshake {
-        response: wit_response(&response),
+        response: wit_response(response),
         connection: None,
     }
 }
@@ -326,21 +326,23 @@ fn core_transport(t: &wit::Transport) -> hs::Transport {
     }
 }
 
-fn wit_response(r: &Response) -> wit::Response {
+/// Moves a response into its WIT form (owned values move, the static names
+/// and values are copied once: WIT strings and lists are owned).
+fn wit_response(r: Response) -> wit::Response {
     let mut wire = Vec::with_capacity(r.serialized_len());
     r.write_to(&mut wire);
     wit::Response {
         status: r.status,
-        reason: r.reason.to_string(),
+        reason: r.reason.into_owned(),
         headers: r
             .headers
-            .iter()
+            .into_iter()
             .map(|h| wit::Header {
-                name: h.name.to_string(),
-                value: h.value.to_vec(),
+                name: h.name.into_owned(),
+                value: h.value.into_owned(),
             })
             .collect(),
-        body: r.body.clone(),
+        body: r.body,
         wire,
     }
 }

@@ -49,7 +49,7 @@ use super::reject::Rejection;
 /// assert_eq!(request.find_protocol("superchat"), Some("Superchat"));
 /// ```
 pub struct Request {
-    pub(super) buf: Box<[u8]>,
+    pub(super) buf: Vec<u8>,
     pub(super) method: Span,
     pub(super) target: Span,
     pub(super) http_version: HttpVersion,
@@ -245,7 +245,37 @@ impl Request {
         transport: Transport,
         config: &HandshakeConfig,
     ) -> HeadStatus<Request> {
-        match parse_raw(buf, &config.limits) {
+        let raw = parse_raw(buf, &config.limits);
+        Request::from_raw(raw, transport, config, |consumed| {
+            buf.get(..consumed).unwrap_or_default().to_vec()
+        })
+    }
+
+    /// [`from_head`](Self::from_head) for a caller that owns the bytes and
+    /// needs them no more: a complete head keeps `buf` as the request's
+    /// storage instead of copying it. Bytes after the head (the client's
+    /// first frames, from offset `consumed` on) are dropped with `buf`.
+    pub fn from_head_vec(
+        mut buf: Vec<u8>,
+        transport: Transport,
+        config: &HandshakeConfig,
+    ) -> HeadStatus<Request> {
+        let raw = parse_raw(&buf, &config.limits);
+        Request::from_raw(raw, transport, config, move |consumed| {
+            buf.truncate(consumed);
+            buf
+        })
+    }
+
+    /// Validates what [`parse_raw`] found; `storage(consumed)` gives the
+    /// head's bytes, which the spans point into.
+    fn from_raw(
+        raw: RawStatus,
+        transport: Transport,
+        config: &HandshakeConfig,
+        storage: impl FnOnce(usize) -> Vec<u8>,
+    ) -> HeadStatus<Request> {
+        match raw {
             RawStatus::Incomplete => HeadStatus::Incomplete,
             RawStatus::Rejected {
                 consumed,
@@ -254,21 +284,18 @@ impl Request {
                 consumed,
                 result: Err(rejection),
             },
-            RawStatus::Complete(raw) => {
-                let storage: Box<[u8]> = buf.get(..raw.consumed).unwrap_or_default().into();
-                HeadStatus::Complete {
-                    consumed: raw.consumed,
-                    result: Request::validate(
-                        storage,
-                        raw.method,
-                        raw.target,
-                        raw.version,
-                        raw.headers,
-                        transport,
-                        config,
-                    ),
-                }
-            }
+            RawStatus::Complete(raw) => HeadStatus::Complete {
+                consumed: raw.consumed,
+                result: Request::validate(
+                    storage(raw.consumed),
+                    raw.method,
+                    raw.target,
+                    raw.version,
+                    raw.headers,
+                    transport,
+                    config,
+                ),
+            },
         }
     }
 
@@ -340,7 +367,7 @@ impl Request {
             });
         }
         Request::validate(
-            buf.into_boxed_slice(),
+            buf,
             method,
             target,
             parts.version,
@@ -352,7 +379,7 @@ impl Request {
 
     /// RFC 6455 §4.2.1, in one place.
     fn validate(
-        buf: Box<[u8]>,
+        buf: Vec<u8>,
         method: Span,
         target: Span,
         http_version: HttpVersion,
