@@ -475,7 +475,7 @@ impl Request {
             return Err(Rejection::DuplicateOrigin);
         }
         if let Some(o) = origin
-            && std::str::from_utf8(o.get(&buf)).is_err()
+            && simdutf8::basic::from_utf8(o.get(&buf)).is_err()
         {
             return Err(Rejection::InvalidOrigin);
         }
@@ -737,26 +737,37 @@ fn is_valid_target(t: &[u8]) -> bool {
         .any(|p| lower_starts(p))
 }
 
+/// Bytes allowed in a `Host` value: visible ASCII except the delimiters
+/// that cannot appear in `uri-host [ ":" port ]` and would let a value
+/// smuggle a path, query, fragment or userinfo.
+static HOST_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_graphic()
+            && !matches!(
+                b,
+                b'/' | b'?'
+                    | b'#'
+                    | b'@'
+                    | b'"'
+                    | b'<'
+                    | b'>'
+                    | b'\\'
+                    | b'^'
+                    | b'`'
+                    | b'{'
+                    | b'|'
+                    | b'}'
+            );
+        i += 1;
+    }
+    t
+};
+
 fn is_valid_host(h: &[u8]) -> bool {
-    !h.is_empty()
-        && h.iter().all(|&b| {
-            b.is_ascii_graphic()
-                && !matches!(
-                    b,
-                    b'/' | b'?'
-                        | b'#'
-                        | b'@'
-                        | b'"'
-                        | b'<'
-                        | b'>'
-                        | b'\\'
-                        | b'^'
-                        | b'`'
-                        | b'{'
-                        | b'|'
-                        | b'}'
-                )
-        })
+    !h.is_empty() && h.iter().all(|&b| HOST_BYTE[usize::from(b)])
 }
 
 /// `1*DIGIT` without leading zeros; saturates at `u32::MAX`.
