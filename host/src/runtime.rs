@@ -40,7 +40,7 @@ mod bindings {
 pub use bindings::exports::ws_edge::websocket::websocket_request::{
     ConnectionState, Transmit, Transport,
 };
-pub use lifted::{HeadHandshake, HeadResult};
+pub use lifted::HeadResult;
 
 /// The result of `handle-head`, lifted with only what a socket host uses
 /// copied out of the guest: the status, `wire`, `consumed` and the
@@ -56,6 +56,10 @@ pub(crate) mod lifted {
     /// `head-result`.
     #[derive(ComponentType, Lift)]
     #[component(variant)]
+    #[expect(
+        clippy::large_enum_variant,
+        reason = "returned once per connection, straight from the lift"
+    )]
     pub enum HeadResult {
         /// `incomplete`: no complete head yet.
         #[component(name = "incomplete")]
@@ -88,6 +92,10 @@ pub(crate) mod lifted {
     /// `response`: `status` and `wire` copied, the rest left in the guest.
     #[derive(ComponentType, Lift)]
     #[component(record)]
+    #[expect(
+        dead_code,
+        reason = "the fields the host does not use exist for the type check"
+    )]
     pub struct Response {
         /// The status code.
         pub status: u16,
@@ -104,6 +112,7 @@ pub(crate) mod lifted {
     /// `header` (never copied: only the list's bounds are checked).
     #[derive(ComponentType, Lift)]
     #[component(record)]
+    #[expect(dead_code, reason = "exists for the type check of `response`")]
     pub struct Header {
         /// The field name.
         pub name: WasmStr,
