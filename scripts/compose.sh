@@ -14,8 +14,9 @@
 #
 # Environment:
 #   WAC  the wac binary (default: `wac` on PATH, else ~/.cargo/bin/wac). When
-#        none is found, wac-cli is installed with `cargo install wac-cli
-#        --locked` (a few minutes).
+#        none is found, wac-cli is installed with `cargo install
+#        wac-cli@0.12.0 --locked` (a few minutes; the version these scripts
+#        were tested with).
 #
 # Exit status: 0 on success, 1 if wac fails, 2 on usage or setup errors.
 set -euo pipefail
@@ -38,7 +39,7 @@ if [[ -z "$wac" ]]; then
         wac="${CARGO_HOME:-$HOME/.cargo}/bin/wac"
     else
         echo "compose.sh: wac not found; installing wac-cli (a few minutes)" >&2
-        cargo install wac-cli --locked >&2
+        cargo install wac-cli@0.12.0 --locked >&2
         wac="${CARGO_HOME:-$HOME/.cargo}/bin/wac"
     fi
 fi
