@@ -254,7 +254,8 @@ impl Request {
     /// [`from_head`](Self::from_head) for a caller that owns the bytes and
     /// needs them no more: a complete head keeps `buf` as the request's
     /// storage instead of copying it. Bytes after the head (the client's
-    /// first frames, from offset `consumed` on) are dropped with `buf`.
+    /// first frames, from offset `consumed` on) are truncated away; the
+    /// allocation is kept as it is, so pass a vector sized to the input.
     pub fn from_head_vec(
         mut buf: Vec<u8>,
         transport: Transport,
