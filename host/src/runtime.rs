@@ -49,7 +49,7 @@ pub use lifted::HeadResult;
 /// saves a dozen host allocations per handshake.
 ///
 /// The types mirror the WIT records field for field; a mismatch is caught
-/// by the type check in [`Runtime::instantiate`], not at call time.
+/// by the type check in [`Runtime::new`], at start-up.
 pub(crate) mod lifted {
     use wasmtime::component::{ComponentType, Lift, ResourceAny, WasmList, WasmStr};
 
@@ -304,7 +304,7 @@ impl Runtime {
             })
             .context("spawning the epoch thread")?;
 
-        Ok(Self {
+        let runtime = Self {
             engine,
             pre,
             memory_limit: limits.memory_per_connection,
@@ -313,7 +313,19 @@ impl Runtime {
             reuse,
             idle: Mutex::new(Vec::with_capacity(idle_cap)),
             instantiated: Arc::new(AtomicU64::new(0)),
-        })
+        };
+        // `handle-head` is called with the host's own result types
+        // (`lifted`). Every instance of a component has the same types, so
+        // one probe instance checks them for all: this check is what makes
+        // `Guest::handle_head`'s unchecked call sound.
+        let probe = runtime
+            .fresh(&Arc::from("startup check"))
+            .map_err(|e| anyhow!("instantiating the component: {e}"))?;
+        probe
+            .handle_head
+            .typed::<HandleHeadParams<'_>, (HeadResult,)>(&probe.store)
+            .map_err(|e| anyhow!("handle-head has an unexpected type: {e}"))?;
+        Ok(runtime)
     }
 
     /// An instance for the connection from `peer`: an idle one when instance
@@ -327,6 +339,13 @@ impl Runtime {
                 return Ok(guest);
             }
         }
+        let guest = self.fresh(peer)?;
+        self.instantiated.fetch_add(1, Ordering::Relaxed);
+        Ok(guest)
+    }
+
+    /// A new store and instance for the connection from `peer`.
+    fn fresh(&self, peer: &Arc<str>) -> Result<Guest, GuestError> {
         let label = PeerLabel::new(peer.clone());
         let wasi = WasiCtx::builder()
             .stdout(GuestLog::new(Which::Stdout, label.clone()))
@@ -350,16 +369,10 @@ impl Runtime {
         store.limiter(|data| &mut data.limits);
         store.set_epoch_deadline(self.deadline_ticks);
         let bindings = guarded(|| self.pre.instantiate(&mut store))?;
-        // `handle-head` with the host's own result types: the type check
-        // here is what makes `Guest::handle_head`'s unchecked call sound.
         let handle_head = *bindings
             .ws_edge_websocket_websocket_request()
             .func_handle_head()
             .func();
-        handle_head
-            .typed::<HandleHeadParams<'_>, (HeadResult,)>(&store)
-            .map_err(|e| GuestError(format!("handle-head has an unexpected type: {e}")))?;
-        self.instantiated.fetch_add(1, Ordering::Relaxed);
         Ok(Guest {
             store,
             bindings,
@@ -447,7 +460,7 @@ fn describe_trap(e: &wasmtime::Error) -> String {
 pub(crate) struct Guest {
     store: Store<ConnData>,
     bindings: bindings::WebsocketServer,
-    /// `handle-head`, type-checked against [`HeadResult`] at instantiation.
+    /// `handle-head`, whose types [`Runtime::new`] checked against [`HeadResult`].
     handle_head: wasmtime::component::Func,
     deadline_ticks: u64,
     /// Connections this instance has been handed to, the current one included.
@@ -504,9 +517,10 @@ impl Guest {
         transport: &Transport,
         now: u64,
     ) -> Result<HeadResult, GuestError> {
-        // SAFETY: `Runtime::instantiate` checked that this function of this
-        // instance has exactly these parameter and result types (the check
-        // does not depend on the parameters' lifetimes).
+        // SAFETY: `Runtime::new` checked on an instance of the same component
+        // that `handle-head` has exactly these parameter and result types;
+        // every instance of a component has the same types, and the check
+        // does not depend on the parameters' lifetimes.
         let func = unsafe {
             wasmtime::component::TypedFunc::<HandleHeadParams<'_>, (HeadResult,)>::new_unchecked(
                 self.handle_head,
