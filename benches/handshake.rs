@@ -7,7 +7,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ws_edge::handshake::{AcceptOptions, HandshakeConfig, HeadStatus, Request, Transport};
+use ws_edge::Parsed;
+use ws_edge::handshake::{AcceptOptions, HandshakeConfig, Request, Transport};
 
 const HEADS: [(&str, &[u8]); 2] = [
     (
@@ -29,9 +30,8 @@ fn transport() -> Transport {
 
 fn parse(head: &[u8], config: &HandshakeConfig) -> Request {
     match Request::from_head(head, transport(), config) {
-        HeadStatus::Complete {
-            result: Ok(request),
-            ..
+        Parsed::Complete {
+            value: Ok(request), ..
         } => request,
         _ => panic!("fixture must be a valid upgrade request"),
     }

@@ -16,3 +16,62 @@
 
 pub mod handshake;
 pub mod protocol;
+
+/// The answer of an incremental parser reading from the start of a buffer
+/// that the caller keeps appending to: the one "need more bytes" shape of
+/// this crate.
+///
+/// [`handshake::Request::from_head`] and [`handshake::parse_head`] answer
+/// `Parsed<Result<_, Rejection>>` (a rejection still says how many bytes it
+/// examined); [`protocol::FrameHeader::parse`] answers
+/// `Result<Parsed<FrameHeader>, ProtocolError>`.
+///
+/// [`Rejection`]: handshake::Rejection
+/// [`FrameHeader`]: protocol::FrameHeader
+/// [`ProtocolError`]: protocol::ProtocolError
+///
+/// ```
+/// use ws_edge::Parsed;
+/// use ws_edge::protocol::FrameHeader;
+/// let frame = [0x81, 0x05, b'H', b'e', b'l', b'l', b'o'];
+/// assert!(FrameHeader::parse(&frame[..1]).unwrap().is_incomplete());
+/// let Parsed::Complete { consumed, value } = FrameHeader::parse(&frame).unwrap() else {
+///     panic!("a whole header")
+/// };
+/// assert_eq!((consumed, value.payload_len), (2, 5));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Parsed<T> {
+    /// The bytes do not yet hold a whole item (and are within the limits).
+    /// Not an error: read more and call again with everything read so far.
+    Incomplete,
+    /// An item starts the buffer.
+    Complete {
+        /// How many bytes the item occupied; the bytes after it belong to
+        /// what follows.
+        consumed: usize,
+        /// What the bytes became.
+        value: T,
+    },
+}
+
+impl<T> Parsed<T> {
+    /// Whether more bytes are needed.
+    #[inline]
+    pub fn is_incomplete(&self) -> bool {
+        matches!(self, Parsed::Incomplete)
+    }
+
+    /// Maps the value, keeping `consumed`.
+    #[inline]
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Parsed<U> {
+        match self {
+            Parsed::Incomplete => Parsed::Incomplete,
+            Parsed::Complete { consumed, value } => Parsed::Complete {
+                consumed,
+                value: f(value),
+            },
+        }
+    }
+}

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use proptest::prelude::*;
+use ws_edge::Parsed;
 use ws_edge::handshake::*;
 
 fn fixtures(dir: &str) -> Vec<(String, Vec<u8>)> {
@@ -55,11 +56,11 @@ fn summary(r: &Request) -> String {
 
 /// The raw path; the borrowing and the owning entry points must agree.
 fn outcome(buf: &[u8], config: &HandshakeConfig) -> Outcome {
-    let summarize = |status: HeadStatus<Request>| match status {
-        HeadStatus::Incomplete => Outcome::Incomplete,
-        HeadStatus::Complete { consumed, result } => Outcome::Done {
+    let summarize = |status: Parsed<Result<Request, Rejection>>| match status {
+        Parsed::Incomplete => Outcome::Incomplete,
+        Parsed::Complete { consumed, value } => Outcome::Done {
             consumed,
-            result: result.map(|r| summary(&r)),
+            result: value.map(|r| summary(&r)),
         },
     };
     let borrowed = summarize(Request::from_head(buf, Transport::default(), config));
@@ -75,10 +76,10 @@ fn outcome(buf: &[u8], config: &HandshakeConfig) -> Outcome {
 /// The structured path, for heads that parse.
 fn outcome_via_parts(buf: &[u8], config: &HandshakeConfig) -> Outcome {
     match parse_head(buf, config) {
-        HeadStatus::Incomplete => Outcome::Incomplete,
-        HeadStatus::Complete { consumed, result } => Outcome::Done {
+        Parsed::Incomplete => Outcome::Incomplete,
+        Parsed::Complete { consumed, value } => Outcome::Done {
             consumed,
-            result: result
+            result: value
                 .and_then(|parts| Request::from_parts(parts, config))
                 .map(|r| summary(&r)),
         },
@@ -229,7 +230,7 @@ proptest! {
         prop_assert_eq!(outcome(&more, &config), full.clone());
         prop_assert_eq!(outcome_via_parts(&g.head, &config), full);
 
-        let HeadStatus::Complete { result: Ok(mut req), .. } =
+        let Parsed::Complete { value: Ok(mut req), .. } =
             Request::from_head(&g.head, Transport::default(), &config) else { unreachable!() };
         prop_assert_eq!(req.host(), g.host.as_str());
         prop_assert_eq!(req.resource(), g.target.as_str());
@@ -322,7 +323,7 @@ proptest! {
         let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
             Sec-WebSocket-Protocol: chat\r\n\r\n";
-        let HeadStatus::Complete { result: Ok(mut req), .. } =
+        let Parsed::Complete { value: Ok(mut req), .. } =
             Request::from_head(head, Transport::default(), &HandshakeConfig::default()) else { unreachable!() };
         let mut cookie = SetCookie::new(cookie_name, cookie_value);
         cookie.path = path;
@@ -351,7 +352,7 @@ proptest! {
     ) {
         let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-        let HeadStatus::Complete { result: Ok(mut req), .. } =
+        let Parsed::Complete { value: Ok(mut req), .. } =
             Request::from_head(head, Transport::default(), &HandshakeConfig::default()) else { unreachable!() };
         let options = RejectOptions {
             status, reason,

@@ -6,6 +6,7 @@
 //! A field either refuses the value or the serialized response still parses
 //! as exactly the headers it should have.
 
+use ws_edge::Parsed;
 use ws_edge::handshake::*;
 
 mod support;
@@ -21,7 +22,7 @@ fn request(extra: &[&str]) -> Request {
         Transport::default(),
         &HandshakeConfig::default(),
     ) {
-        HeadStatus::Complete { result: Ok(r), .. } => r,
+        Parsed::Complete { value: Ok(r), .. } => r,
         other => panic!("expected an acceptable head, got {other:?}"),
     }
 }
@@ -196,10 +197,9 @@ fn subprotocols_offered_with_control_bytes_never_reach_a_response() {
         let line = format!("Sec-WebSocket-Protocol: chat{bad}X, other");
         let bytes = head_with(&[&line]);
         match Request::from_head(&bytes, Transport::default(), &HandshakeConfig::default()) {
-            HeadStatus::Complete { result: Err(_), .. } => {}
-            HeadStatus::Complete {
-                result: Ok(mut req),
-                ..
+            Parsed::Complete { value: Err(_), .. } => {}
+            Parsed::Complete {
+                value: Ok(mut req), ..
             } => {
                 let offered: Vec<String> = req.requested_protocols().map(str::to_owned).collect();
                 assert!(
@@ -215,7 +215,7 @@ fn subprotocols_offered_with_control_bytes_never_reach_a_response() {
                     parse_clean(&accepted.response.to_bytes());
                 }
             }
-            HeadStatus::Incomplete => panic!("{bad:?}: a complete head is incomplete"),
+            Parsed::Incomplete => panic!("{bad:?}: a complete head is incomplete"),
         }
     }
 }
@@ -236,7 +236,7 @@ fn proxy_headers_are_ignored_by_default() {
             tls: false,
         };
         let req = match Request::from_head(&bytes, peer, &HandshakeConfig::default()) {
-            HeadStatus::Complete { result: Ok(r), .. } => r,
+            Parsed::Complete { value: Ok(r), .. } => r,
             other => panic!("{other:?}"),
         };
         assert_eq!(

@@ -10,7 +10,7 @@ use ws_edge::protocol::{
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 mod support;
-use support::{Ev, own};
+use support::{Ev, own, write_frame_rsv};
 
 fn conn() -> Connection {
     Connection::new(Config::default(), 0)
@@ -41,9 +41,7 @@ fn client(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
 fn server_frames(mut b: &[u8]) -> Vec<(bool, u8, OpCode, Vec<u8>)> {
     let mut out = Vec::new();
     while !b.is_empty() {
-        let (h, n) = FrameHeader::parse(b)
-            .expect("valid header")
-            .expect("complete header");
+        let (h, n) = support::header(b);
         assert!(h.mask.is_none(), "server frames are unmasked");
         let len = h.payload_len as usize;
         out.push((h.fin, h.rsv, h.opcode, b[n..n + len].to_vec()));

@@ -8,6 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use ws_edge::Parsed;
 use ws_edge::protocol::{Config, Connection, Event, FrameHeader, State};
 
 #[derive(Debug, PartialEq)]
@@ -72,9 +73,13 @@ fn config(flags: u8) -> Config {
 
 fn check_output(mut b: &[u8]) {
     while !b.is_empty() {
-        let (h, n) = FrameHeader::parse(b)
-            .expect("server header parses")
-            .expect("complete header");
+        let Parsed::Complete {
+            consumed: n,
+            value: h,
+        } = FrameHeader::parse(b).expect("server header parses")
+        else {
+            panic!("incomplete server header")
+        };
         assert!(h.mask.is_none());
         let len = h.payload_len as usize;
         assert!(b.len() >= n + len, "truncated server frame");

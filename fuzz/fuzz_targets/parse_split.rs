@@ -18,7 +18,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ws_edge::handshake::{HandshakeConfig, HeadStatus, Rejection, Request, Transport};
+use ws_edge::Parsed;
+use ws_edge::handshake::{HandshakeConfig, Rejection, Request, Transport};
 use ws_edge_fuzz::{default_setup, proxy_setup, same_request};
 
 enum Outcome {
@@ -29,14 +30,14 @@ enum Outcome {
 
 fn outcome(buf: &[u8], config: &HandshakeConfig, transport: Transport) -> Outcome {
     match Request::from_head(buf, transport, config) {
-        HeadStatus::Incomplete => Outcome::Incomplete,
-        HeadStatus::Complete {
+        Parsed::Incomplete => Outcome::Incomplete,
+        Parsed::Complete {
             consumed,
-            result: Ok(r),
+            value: Ok(r),
         } => Outcome::Head(consumed, r),
-        HeadStatus::Complete {
+        Parsed::Complete {
             consumed,
-            result: Err(e),
+            value: Err(e),
         } => Outcome::Rejected(consumed, e),
     }
 }

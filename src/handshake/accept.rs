@@ -6,14 +6,13 @@ use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
 use super::cookies::{CookieError, SetCookie};
-use super::extensions::NegotiatedExtensions;
 use super::http::Header;
 use super::reject::{RejectError, RejectOptions, build_rejection};
 use super::request::{Request, Resolution};
 use super::response::{HeaderError, Response, check_extra_header};
 
 /// The GUID RFC 6455 §1.3 appends to the key.
-pub const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`:
 /// base64(SHA-1(key + GUID)), RFC 6455 §4.2.2 item 5.4.
@@ -109,8 +108,6 @@ pub struct Accepted {
     /// The selected subprotocol in the client's spelling, as sent in
     /// `Sec-WebSocket-Protocol`.
     pub protocol: Option<String>,
-    /// The negotiated extensions (always empty for now).
-    pub extensions: NegotiatedExtensions,
 }
 
 /// Why [`Request::accept`] refused. Nothing was answered and, except for
@@ -154,7 +151,7 @@ impl Request {
     /// `Connection: Upgrade`, `Sec-WebSocket-Accept`, the selected
     /// `Sec-WebSocket-Protocol`, the `Set-Cookie` lines and the extra
     /// headers, in that order. `Sec-WebSocket-Extensions` is never sent (no
-    /// extension is negotiated yet, see [`NegotiatedExtensions`]).
+    /// extension is negotiated yet).
     ///
     /// Every check runs before the request is marked resolved: on error
     /// nothing was answered and the request can still be accepted with other
@@ -165,10 +162,10 @@ impl Request {
     /// let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
     ///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
     ///     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: Chat\r\n\r\n";
-    /// let HeadStatus::Complete { result, .. } =
+    /// let ws_edge::Parsed::Complete { value, .. } =
     ///     Request::from_head(head, Transport::default(), &HandshakeConfig::default())
     ///     else { panic!() };
-    /// let mut request = result.unwrap();
+    /// let mut request = value.unwrap();
     /// assert_eq!(
     ///     request.accept(&AcceptOptions::new().protocol("mqtt")),
     ///     Err(AcceptError::ProtocolNotOffered("mqtt".into()))
@@ -211,7 +208,6 @@ impl Request {
             check_extra_header(h, &RESERVED_ON_ACCEPT)?;
         }
 
-        let extensions = NegotiatedExtensions::default();
         let mut headers = Vec::with_capacity(4 + set_cookies.len() + options.headers.len());
         headers.push(Header::new("Upgrade", "websocket"));
         headers.push(Header::new("Connection", "Upgrade"));
@@ -220,9 +216,6 @@ impl Request {
             protocol.map(|span| String::from_utf8_lossy(span.get(&self.buf)).into_owned());
         if let Some(p) = &protocol_text {
             headers.push(Header::new("Sec-WebSocket-Protocol", p.clone()));
-        }
-        if let Some(ext) = extensions.header_value() {
-            headers.push(Header::new("Sec-WebSocket-Extensions", ext));
         }
         for c in set_cookies {
             headers.push(Header::new("Set-Cookie", c));
@@ -238,7 +231,6 @@ impl Request {
                 body: Vec::new(),
             },
             protocol: protocol_text,
-            extensions,
         })
     }
 
@@ -256,10 +248,10 @@ impl Request {
     /// let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
     ///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
     ///     Sec-WebSocket-Version: 13\r\n\r\n";
-    /// let HeadStatus::Complete { result, .. } =
+    /// let ws_edge::Parsed::Complete { value, .. } =
     ///     Request::from_head(head, Transport::default(), &HandshakeConfig::default())
     ///     else { panic!() };
-    /// let mut request = result.unwrap();
+    /// let mut request = value.unwrap();
     /// let response = request.reject(&RejectOptions::new(499).reason("go\r\naway")).unwrap();
     /// assert_eq!(response.reason, "Client Error");
     /// assert_eq!(response.header("X-WebSocket-Reject-Reason"), Some(&b"go  away"[..]));

@@ -67,9 +67,77 @@ impl Default for HandshakeConfig {
     }
 }
 
-/// The `Sec-WebSocket-Version` values ws-edge accepts, most preferred first.
-pub const SUPPORTED_VERSIONS: [u8; 2] = [13, 8];
+/// The `Sec-WebSocket-Version` values ws-edge accepts, most preferred first:
+/// 13 (RFC 6455) and 8 (draft-ietf-hybi-10). The only definition; the
+/// validation and [`SUPPORTED_VERSIONS_HEADER`] derive from it.
+pub(crate) const SUPPORTED_VERSIONS: [u8; 2] = [13, 8];
 
 /// The `Sec-WebSocket-Version` value advertised in a `426` (and in version
-/// related `400`s): `13, 8`.
-pub const SUPPORTED_VERSIONS_HEADER: &str = "13, 8";
+/// related `400`s): [`SUPPORTED_VERSIONS`] as a comma list, `13, 8`.
+pub(crate) const SUPPORTED_VERSIONS_HEADER: &str = {
+    match std::str::from_utf8(&VERSIONS_HEADER_BYTES) {
+        Ok(s) => s,
+        Err(_) => panic!("the version list is ASCII"),
+    }
+};
+
+const VERSIONS_HEADER_LEN: usize = {
+    let mut len = 0;
+    let mut i = 0;
+    while i < SUPPORTED_VERSIONS.len() {
+        if i > 0 {
+            len += 2;
+        }
+        let v = SUPPORTED_VERSIONS[i];
+        len += if v >= 100 {
+            3
+        } else if v >= 10 {
+            2
+        } else {
+            1
+        };
+        i += 1;
+    }
+    len
+};
+
+const VERSIONS_HEADER_BYTES: [u8; VERSIONS_HEADER_LEN] = {
+    let mut out = [0u8; VERSIONS_HEADER_LEN];
+    let mut at = 0;
+    let mut i = 0;
+    while i < SUPPORTED_VERSIONS.len() {
+        if i > 0 {
+            out[at] = b',';
+            out[at + 1] = b' ';
+            at += 2;
+        }
+        let v = SUPPORTED_VERSIONS[i];
+        if v >= 100 {
+            out[at] = b'0' + v / 100;
+            at += 1;
+        }
+        if v >= 10 {
+            out[at] = b'0' + v / 10 % 10;
+            at += 1;
+        }
+        out[at] = b'0' + v % 10;
+        at += 1;
+        i += 1;
+    }
+    out
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_advertised_list_is_the_supported_list() {
+        assert_eq!(SUPPORTED_VERSIONS_HEADER, "13, 8");
+        let parsed: Vec<u8> = SUPPORTED_VERSIONS_HEADER
+            .split(", ")
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(parsed, SUPPORTED_VERSIONS);
+    }
+}

@@ -1,4 +1,5 @@
-//! `Sec-WebSocket-Extensions` offers (RFC 6455 §9.1) and the negotiation hook.
+//! `Sec-WebSocket-Extensions` offers (RFC 6455 §9.1). None is negotiated
+//! yet: the 101 response never carries `Sec-WebSocket-Extensions`.
 //!
 //! The grammar, with the list and parameter rules of RFC 9110 §5.6:
 //!
@@ -235,40 +236,6 @@ fn take_quoted_token(s: &[u8], i: usize) -> Option<usize> {
             _ => return None,
         }
         empty = false;
-    }
-}
-
-/// The extensions negotiated for a connection: the hook for
-/// permessage-deflate and friends.
-///
-/// ws-edge negotiates no extension yet, so this is always empty, the 101
-/// response carries no `Sec-WebSocket-Extensions`, and the framing layer must
-/// treat any RSV bit as a protocol error (1002). When an extension is added,
-/// `AcceptOptions` gains a negotiator that picks from
-/// [`Request::requested_extensions`](super::Request::requested_extensions)
-/// and fills this value; the response header is then generated from it and
-/// only from it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct NegotiatedExtensions {}
-
-impl NegotiatedExtensions {
-    /// Whether no extension was negotiated (always true for now).
-    pub fn is_empty(&self) -> bool {
-        true
-    }
-
-    /// The RSV bits (as a mask of `0x40 | 0x20 | 0x10` in the first frame
-    /// byte) the negotiated extensions give meaning to; frames with other
-    /// RSV bits set are protocol errors. Always `0` for now.
-    pub fn reserved_bits(&self) -> u8 {
-        0
-    }
-
-    /// The `Sec-WebSocket-Extensions` response value, `None` when nothing
-    /// was negotiated.
-    pub fn header_value(&self) -> Option<String> {
-        None
     }
 }
 

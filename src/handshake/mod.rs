@@ -5,7 +5,7 @@
 //! 1. Bytes from a socket go to [`Request::from_head`] (or [`parse_head`]
 //!    then [`Request::from_parts`]); a host that parsed HTTP itself calls
 //!    [`Request::from_parts`] with [`RequestParts`]. Until the head is
-//!    complete the answer is [`HeadStatus::Incomplete`].
+//!    complete the answer is [`Parsed::Incomplete`](crate::Parsed::Incomplete).
 //! 2. All of RFC 6455 §4.2.1 is checked in [`Request::from_parts`] (one
 //!    place, WebSocket-Node's `readHandshake`). A failure is a [`Rejection`]
 //!    naming the rule, whose [`Rejection::response`] is the 400 / 426 / 431
@@ -16,6 +16,7 @@
 //!    complete [`Response`]; [`Response::write_to`] serializes it.
 //!
 //! ```
+//! use ws_edge::Parsed;
 //! use ws_edge::handshake::*;
 //! let config = HandshakeConfig::default();
 //! let head = b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
@@ -23,9 +24,9 @@
 //!     Sec-WebSocket-Version: 13\r\nOrigin: https://example.com\r\n\r\n";
 //! let policy = OriginPolicy::new().allow("https://example.com").unwrap();
 //! let response = match Request::from_head(head, Transport::default(), &config) {
-//!     HeadStatus::Incomplete => unreachable!("read more bytes"),
-//!     HeadStatus::Complete { result: Err(rejection), .. } => rejection.response(),
-//!     HeadStatus::Complete { result: Ok(mut request), .. } => {
+//!     Parsed::Incomplete => unreachable!("read more bytes"),
+//!     Parsed::Complete { value: Err(rejection), .. } => rejection.response(),
+//!     Parsed::Complete { value: Ok(mut request), .. } => {
 //!         if request.check_origin(&policy).is_allowed() {
 //!             request.accept(&AcceptOptions::new()).unwrap().response
 //!         } else {
@@ -68,16 +69,14 @@ mod reject;
 mod request;
 mod response;
 
-pub use accept::{AcceptError, AcceptOptions, Accepted, WEBSOCKET_GUID, accept_key};
-pub use config::{HandshakeConfig, Limits, SUPPORTED_VERSIONS, SUPPORTED_VERSIONS_HEADER};
+pub use accept::{AcceptError, AcceptOptions, Accepted, accept_key};
+pub use config::{HandshakeConfig, Limits};
 pub use cookies::{Cookie, CookieError, Cookies, Expires, SameSite, SetCookie};
-pub use extensions::{
-    ExtensionOffer, ExtensionOffers, ExtensionParam, ExtensionParams, NegotiatedExtensions,
-};
+pub use extensions::{ExtensionOffer, ExtensionOffers, ExtensionParam, ExtensionParams};
 pub use forwarded::{ProxyHeader, ProxyParseError, TrustedProxies};
 pub use http::{Header, HttpVersion, RequestParts, Transport};
 pub use origin::{OriginPatternError, OriginPolicy, OriginVerdict};
-pub use parse::{HeadStatus, parse_head};
+pub use parse::parse_head;
 pub use reject::{RejectError, RejectOptions, Rejection};
 pub use request::{HeaderRef, HeaderValues, Headers, Protocols, Request, ResourceUrl};
 pub use response::{HeaderError, Response, reason_phrase};

@@ -7,49 +7,7 @@ use std::mem::MaybeUninit;
 use super::config::{HandshakeConfig, Limits};
 use super::http::{Header, HeaderSpan, HttpVersion, RequestParts, Span, Transport};
 use super::reject::Rejection;
-
-/// The result of looking for a request head in raw bytes.
-///
-/// `T` is what a complete, well-formed head becomes: [`RequestParts`] from
-/// [`parse_head`], a validated [`Request`](super::Request) from
-/// [`Request::from_head`](super::Request::from_head).
-#[derive(Debug)]
-#[must_use]
-pub enum HeadStatus<T = RequestParts> {
-    /// The bytes do not yet hold a complete head and are within
-    /// [`Limits::max_head_bytes`]. Not an error: read more and call again
-    /// with everything read so far.
-    Incomplete,
-    /// A complete head was found, or the bytes can no longer become an
-    /// acceptable one.
-    Complete {
-        /// How many bytes the head occupied. Bytes after it are the client's
-        /// first frames. For a rejection found before the head ended (431,
-        /// malformed bytes) this is the number of bytes examined; the
-        /// connection is closed after the response anyway.
-        consumed: usize,
-        /// The parsed head, or the rejection to answer with.
-        result: Result<T, Rejection>,
-    },
-}
-
-impl<T> HeadStatus<T> {
-    /// Whether more bytes are needed.
-    pub fn is_incomplete(&self) -> bool {
-        matches!(self, HeadStatus::Incomplete)
-    }
-
-    /// Maps the successful value.
-    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> HeadStatus<U> {
-        match self {
-            HeadStatus::Incomplete => HeadStatus::Incomplete,
-            HeadStatus::Complete { consumed, result } => HeadStatus::Complete {
-                consumed,
-                result: result.map(f),
-            },
-        }
-    }
-}
+use crate::Parsed;
 
 /// Parses a raw request head into its structured form.
 ///
@@ -61,26 +19,34 @@ impl<T> HeadStatus<T> {
 /// [`Request::from_head`](super::Request::from_head) does both without the
 /// intermediate copies.
 ///
+/// Until `buf` holds a whole head (and is within `max_head_bytes`) the
+/// answer is [`Parsed::Incomplete`]: read more and call again with
+/// everything read so far. Otherwise `consumed` is the length of the head
+/// (the bytes after it are the client's first frames) or, for a rejection
+/// found before the head ended (431, malformed bytes), the number of bytes
+/// examined; the connection is closed after that response anyway.
+///
 /// The transport in the returned parts is the default (unknown peer, no TLS).
 ///
 /// ```
-/// use ws_edge::handshake::{parse_head, HandshakeConfig, HeadStatus};
+/// use ws_edge::Parsed;
+/// use ws_edge::handshake::{parse_head, HandshakeConfig};
 /// let config = HandshakeConfig::default();
 /// let head = b"GET /chat HTTP/1.1\r\nHost: example.com\r\n\r\n";
 /// assert!(parse_head(&head[..10], &config).is_incomplete());
-/// let HeadStatus::Complete { consumed, result } = parse_head(head, &config) else { panic!() };
+/// let Parsed::Complete { consumed, value } = parse_head(head, &config) else { panic!() };
 /// assert_eq!(consumed, head.len());
-/// assert_eq!(result.unwrap().target, "/chat");
+/// assert_eq!(value.unwrap().target, "/chat");
 /// ```
-pub fn parse_head(buf: &[u8], config: &HandshakeConfig) -> HeadStatus<RequestParts> {
+pub fn parse_head(buf: &[u8], config: &HandshakeConfig) -> Parsed<Result<RequestParts, Rejection>> {
     match parse_raw(buf, &config.limits) {
-        RawStatus::Incomplete => HeadStatus::Incomplete,
+        RawStatus::Incomplete => Parsed::Incomplete,
         RawStatus::Rejected {
             consumed,
             rejection,
-        } => HeadStatus::Complete {
+        } => Parsed::Complete {
             consumed,
-            result: Err(rejection),
+            value: Err(rejection),
         },
         RawStatus::Complete(raw) => {
             let text = |s: Span| String::from_utf8_lossy(s.get(buf)).into_owned();
@@ -98,9 +64,9 @@ pub fn parse_head(buf: &[u8], config: &HandshakeConfig) -> HeadStatus<RequestPar
                     .collect(),
                 transport: Transport::default(),
             };
-            HeadStatus::Complete {
+            Parsed::Complete {
                 consumed: raw.consumed,
-                result: Ok(parts),
+                value: Ok(parts),
             }
         }
     }

@@ -8,6 +8,7 @@ use super::error::{ProtocolError, SendError};
 use super::frame::{FrameHeader, MAX_HEADER_LEN, OpCode, write_frame_rsv};
 use super::mask::{apply_mask, mask_extend};
 use super::utf8::Utf8Validator;
+use crate::Parsed;
 
 /// The message buffer keeps at most this much capacity between messages, so
 /// one large message does not pin its memory for the connection's lifetime.
@@ -434,8 +435,8 @@ impl Connection {
                 let parsed = if dec.hdr_len == 0 {
                     let rest = &data.bytes()[pos..];
                     match FrameHeader::parse(rest) {
-                        Ok(Some((h, n))) => Ok((h, n)),
-                        Ok(None) => {
+                        Ok(Parsed::Complete { consumed, value }) => Ok((value, consumed)),
+                        Ok(Parsed::Incomplete) => {
                             dec.hdr[..rest.len()].copy_from_slice(rest);
                             dec.hdr_len = rest.len();
                             return;
@@ -447,11 +448,11 @@ impl Connection {
                     let take = (MAX_HEADER_LEN - have).min(len - pos);
                     dec.hdr[have..have + take].copy_from_slice(&data.bytes()[pos..pos + take]);
                     match FrameHeader::parse(&dec.hdr[..have + take]) {
-                        Ok(Some((h, n))) => {
+                        Ok(Parsed::Complete { consumed, value }) => {
                             dec.hdr_len = 0;
-                            Ok((h, n - have))
+                            Ok((value, consumed - have))
                         }
-                        Ok(None) => {
+                        Ok(Parsed::Incomplete) => {
                             dec.hdr_len = have + take;
                             return;
                         }

@@ -2,6 +2,7 @@
 
 use super::error::ProtocolError;
 use super::mask::apply_mask;
+use crate::Parsed;
 
 /// A frame opcode (RFC 6455 §5.2, §11.8). Reserved opcodes have no variant:
 /// parsing one fails with [`ProtocolError::ReservedOpcode`].
@@ -83,19 +84,21 @@ pub struct FrameHeader {
 impl FrameHeader {
     /// Parses a header from the start of `buf`.
     ///
-    /// Returns `Ok(None)` if `buf` is too short to hold the whole header
-    /// ("need more", not an error) and `Ok(Some((header, header_len)))`
-    /// otherwise. Fails only on what makes the header unparseable: a
+    /// Returns `Ok(`[`Parsed::Incomplete`]`)` if `buf` is too short to hold
+    /// the whole header ("need more", not an error) and
+    /// `Ok(Parsed::Complete { consumed, value })` otherwise, `consumed`
+    /// being the header's length. Fails only on what makes the header
+    /// unparseable: a
     /// reserved opcode or a 64-bit length with its top bit set. Every other
     /// rule (mask bit, RSV bits, control frame limits, sizes) is checked by
     /// the [`Connection`](super::Connection), which knows the context.
-    pub fn parse(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
+    pub fn parse(buf: &[u8]) -> Result<Parsed<FrameHeader>, ProtocolError> {
         let Some(&b0) = buf.first() else {
-            return Ok(None);
+            return Ok(Parsed::Incomplete);
         };
         let opcode = OpCode::from_bits(b0 & 0x0F).ok_or(ProtocolError::ReservedOpcode)?;
         let Some(&b1) = buf.get(1) else {
-            return Ok(None);
+            return Ok(Parsed::Incomplete);
         };
         let masked = b1 & 0x80 != 0;
         let len7 = b1 & 0x7F;
@@ -111,7 +114,7 @@ impl FrameHeader {
             if ext == 8 && buf.len() > 2 && buf[2] & 0x80 != 0 {
                 return Err(ProtocolError::LengthTopBit);
             }
-            return Ok(None);
+            return Ok(Parsed::Incomplete);
         }
         let payload_len = match ext {
             0 => u64::from(len7),
@@ -130,16 +133,16 @@ impl FrameHeader {
             let m = 2 + ext;
             [buf[m], buf[m + 1], buf[m + 2], buf[m + 3]]
         });
-        Ok(Some((
-            FrameHeader {
+        Ok(Parsed::Complete {
+            consumed: total,
+            value: FrameHeader {
                 fin: b0 & 0x80 != 0,
                 rsv: b0 & 0x70,
                 opcode,
                 mask,
                 payload_len,
             },
-            total,
-        )))
+        })
     }
 
     /// The number of bytes [`FrameHeader::write`] produces.
@@ -189,7 +192,7 @@ pub fn write_frame(
 }
 
 /// [`write_frame`] with RSV bits (for extensions).
-pub fn write_frame_rsv(
+pub(crate) fn write_frame_rsv(
     out: &mut Vec<u8>,
     fin: bool,
     rsv: u8,
@@ -209,5 +212,20 @@ pub fn write_frame_rsv(
     out.extend_from_slice(payload);
     if let Some(m) = mask {
         apply_mask(&mut out[start..], m, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hot path returns `Parsed` by value: it must be no larger than the
+    /// `Option<(FrameHeader, usize)>` it replaced.
+    #[test]
+    fn parse_result_is_no_larger_than_the_option_it_replaced() {
+        assert!(
+            size_of::<Result<Parsed<FrameHeader>, ProtocolError>>()
+                <= size_of::<Result<Option<(FrameHeader, usize)>, ProtocolError>>()
+        );
     }
 }

@@ -3,8 +3,8 @@
 //! [`apply_mask`] works a 64-bit word at a time (the compiler turns the word
 //! loop into vector instructions on targets that have them) and, on
 //! `wasm32` with `simd128` enabled, 16 bytes at a time with `v128`.
-//! [`apply_mask_bytewise`] is the obvious reference implementation; the two
-//! are tested for equality over all lengths, offsets and alignments.
+//! The tests compare it (and [`mask_extend`]) with the obvious byte-at-a-time
+//! reference over all lengths, offsets and alignments.
 
 /// XORs `buf` with `key`, where `buf[0]` is byte `offset` of the payload.
 ///
@@ -32,7 +32,7 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 /// modulo 4 KiB can be several times slower than the XOR itself on some
 /// CPUs.
 #[inline]
-pub fn mask_extend(dst: &mut Vec<u8>, src: &[u8], key: [u8; 4], offset: usize) {
+pub(crate) fn mask_extend(dst: &mut Vec<u8>, src: &[u8], key: [u8; 4], offset: usize) {
     let key = rotate_key(key, offset);
     let n = src.len();
     dst.reserve(n);
@@ -81,7 +81,8 @@ pub fn mask_extend(dst: &mut Vec<u8>, src: &[u8], key: [u8; 4], offset: usize) {
 }
 
 /// Byte-at-a-time reference for [`apply_mask`]; same contract, slower.
-pub fn apply_mask_bytewise(buf: &mut [u8], key: [u8; 4], offset: usize) {
+#[cfg(test)]
+fn apply_mask_bytewise(buf: &mut [u8], key: [u8; 4], offset: usize) {
     for (i, b) in buf.iter_mut().enumerate() {
         *b ^= key[(offset + i) & 3];
     }
@@ -133,4 +134,63 @@ fn mask_simd128(buf: &mut [u8], key: [u8; 4]) {
     }
     // Every chunk was 16 bytes, so the tail starts at a key phase of 0.
     mask_words(chunks.into_remainder(), key);
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn masking_is_an_involution_and_matches_the_reference(
+            data in prop::collection::vec(any::<u8>(), 0..1000),
+            key in any::<[u8; 4]>(),
+            offset in 0usize..64,
+            split in any::<usize>(),
+        ) {
+            let mut fast = data.clone();
+            apply_mask(&mut fast, key, offset);
+            let mut slow = data.clone();
+            apply_mask_bytewise(&mut slow, key, offset);
+            prop_assert_eq!(&fast, &slow);
+            // Masking in two pieces with running offsets equals masking at once.
+            let mut pieces = data.clone();
+            let s = split % (data.len() + 1);
+            let (a, b) = pieces.split_at_mut(s);
+            apply_mask(a, key, offset);
+            apply_mask(b, key, offset + s);
+            prop_assert_eq!(&pieces, &fast);
+            apply_mask(&mut fast, key, offset);
+            prop_assert_eq!(fast, data);
+        }
+    }
+
+    #[test]
+    fn mask_fast_equals_bytewise_for_all_lengths_offsets_and_alignments() {
+        let key = [0xA5, 0x3C, 0x0F, 0xE1];
+        let src: Vec<u8> = (0..600u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for align in 0..16 {
+            for len in 0..=300 {
+                for offset in 0..8 {
+                    let mut fast = src.clone();
+                    let mut slow = src.clone();
+                    apply_mask(&mut fast[align..align + len], key, offset);
+                    apply_mask_bytewise(&mut slow[align..align + len], key, offset);
+                    assert_eq!(fast, slow, "align {align} len {len} offset {offset}");
+                    // The appending variant, onto a vector of any starting length.
+                    let mut appended = src[..align].to_vec();
+                    mask_extend(&mut appended, &src[align..align + len], key, offset);
+                    assert_eq!(
+                        appended,
+                        slow[..align + len],
+                        "extend: align {align} len {len} offset {offset}"
+                    );
+                }
+            }
+        }
+    }
 }

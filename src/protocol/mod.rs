@@ -9,9 +9,9 @@
 //! [`Connection::state`] and [`Connection::deadline`], which make the
 //! `transmit` record.
 //!
-//! The building blocks are public too: [`FrameHeader`] and [`write_frame`]
-//! (the header codec, also for playing the client in tests),
-//! [`apply_mask`], [`Utf8Validator`] and [`CloseCode`].
+//! The frame codec is public too, for playing the client in tests and
+//! tools: [`FrameHeader`] (parse and write a header), [`write_frame`] and
+//! [`apply_mask`].
 
 mod close;
 mod config;
@@ -25,8 +25,5 @@ pub use close::{CloseCode, CloseFrame, MAX_CLOSE_REASON, truncate_reason};
 pub use config::{Config, Extension};
 pub use connection::{Connection, Event, Outbox, State};
 pub use error::{ProtocolError, SendError};
-pub use frame::{
-    FrameHeader, MAX_HEADER_LEN, OpCode, RSV1, RSV2, RSV3, write_frame, write_frame_rsv,
-};
-pub use mask::{apply_mask, apply_mask_bytewise, mask_extend};
-pub use utf8::{InvalidUtf8, Utf8Validator};
+pub use frame::{FrameHeader, MAX_HEADER_LEN, OpCode, RSV1, RSV2, RSV3, write_frame};
+pub use mask::apply_mask;

@@ -7,14 +7,14 @@
 /// incomplete code point at the end of a piece (at most 3 bytes) is carried
 /// over to the next.
 #[derive(Clone, Debug, Default)]
-pub struct Utf8Validator {
+pub(crate) struct Utf8Validator {
     pending: [u8; 4],
     pending_len: u8,
 }
 
 /// The bytes given to a [`Utf8Validator`] are not UTF-8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InvalidUtf8;
+pub(crate) struct InvalidUtf8;
 
 impl Utf8Validator {
     /// A validator at the start of a stream.
@@ -77,5 +77,52 @@ impl Utf8Validator {
         let incomplete = self.pending_len > 0;
         self.pending_len = 0;
         if incomplete { Err(InvalidUtf8) } else { Ok(()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn fails_exactly_when_the_prefix_is_broken(
+            text in any::<String>(),
+            noise in prop::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let mut bytes = text.into_bytes();
+            if !bytes.is_empty() {
+                for (at, b) in noise {
+                    let i = at % bytes.len();
+                    bytes[i] = b;
+                }
+            }
+            let mut points: Vec<usize> = cuts.iter().map(|&x| x % (bytes.len() + 1)).collect();
+            points.push(0);
+            points.push(bytes.len());
+            points.sort_unstable();
+            let mut v = Utf8Validator::new();
+            let mut failed = false;
+            for w in points.windows(2) {
+                let r = v.feed(&bytes[w[0]..w[1]]);
+                // The prefix so far is broken iff std sees an error that more
+                // bytes cannot fix.
+                let broken = matches!(
+                    std::str::from_utf8(&bytes[..w[1]]),
+                    Err(e) if e.error_len().is_some()
+                );
+                prop_assert_eq!(r.is_err(), broken);
+                if broken {
+                    failed = true;
+                    break;
+                }
+            }
+            if !failed {
+                prop_assert_eq!(v.finish().is_ok(), std::str::from_utf8(&bytes).is_ok());
+            }
+        }
     }
 }

@@ -3,7 +3,8 @@
 
 #![allow(dead_code, reason = "each test file uses only some helpers")]
 
-use ws_edge::protocol::Event;
+use ws_edge::Parsed;
+use ws_edge::protocol::{Event, FrameHeader, OpCode, apply_mask};
 
 /// An owned copy of an [`Event`], so tests can collect and compare events.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,4 +40,38 @@ pub fn head_with(extra: &[&str]) -> Vec<u8> {
     }
     s.push_str("\r\n");
     s.into_bytes()
+}
+
+/// Parses a whole frame header at the start of `buf`: the header and its
+/// length. Panics if the header is invalid or incomplete.
+pub fn header(buf: &[u8]) -> (FrameHeader, usize) {
+    match FrameHeader::parse(buf).expect("valid header") {
+        Parsed::Complete { consumed, value } => (value, consumed),
+        Parsed::Incomplete => panic!("incomplete header"),
+    }
+}
+
+/// Appends a whole frame with RSV bits to `out`, the payload masked with
+/// `mask` if one is given: what an extension-speaking client sends.
+pub fn write_frame_rsv(
+    out: &mut Vec<u8>,
+    fin: bool,
+    rsv: u8,
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    payload: &[u8],
+) {
+    FrameHeader {
+        fin,
+        rsv,
+        opcode,
+        mask,
+        payload_len: payload.len() as u64,
+    }
+    .write(out);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(m) = mask {
+        apply_mask(&mut out[start..], m, 0);
+    }
 }
