@@ -2,9 +2,8 @@
 //! rules, the close handshake, sending, timers and the extension hook.
 
 use ws_edge::protocol::{
-    CloseCode, CloseFrame, Config, Connection, Event, Extension, FrameHeader, OpCode,
-    ProtocolError, RSV1, RSV2, RSV3, SendError, State, truncate_reason, write_frame,
-    write_frame_rsv,
+    CloseCode, CloseFrame, Config, Connection, Ending, Event, Extension, OpCode, ProtocolError,
+    RSV1, RSV2, RSV3, SendError, State, Timer, truncate_reason, write_frame,
 };
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -71,10 +70,10 @@ fn assert_failed(c: &mut Connection, evs: &[Ev], err: ProtocolError) {
     assert_eq!(last.3, close_payload(code, err.reason()));
     assert_eq!(
         c.state(),
-        &State::Closed(CloseFrame {
+        &State::Closed(Ending::Failed(CloseFrame {
             code: CloseCode::new(code),
             reason: err.reason().to_owned()
-        })
+        }))
     );
     assert_eq!(c.deadline(), None);
 }
@@ -400,10 +399,10 @@ fn close_without_payload_reports_1005_and_replies_empty() {
     assert_eq!(c.take_output(), [0x88, 0x00]);
     assert_eq!(
         c.state(),
-        &State::Closed(CloseFrame {
+        &State::Closed(Ending::Clean(CloseFrame {
             code: CloseCode::NO_STATUS,
             reason: String::new()
-        })
+        }))
     );
 }
 
@@ -462,10 +461,10 @@ fn valid_codes_are_accepted_and_echoed() {
         );
         assert_eq!(
             c.state(),
-            &State::Closed(CloseFrame {
+            &State::Closed(Ending::Clean(CloseFrame {
                 code: CloseCode::new(code),
                 reason: "bye".into()
-            })
+            }))
         );
     }
 }
@@ -531,8 +530,37 @@ fn handler_close_then_peer_reply_completes_without_second_frame() {
         ]
     );
     assert!(c.output().is_empty(), "no second close frame");
-    assert!(c.is_closed());
+    assert_eq!(
+        c.state(),
+        &State::Closed(Ending::Clean(CloseFrame {
+            code: CloseCode::new(4001),
+            reason: String::new()
+        }))
+    );
     assert_eq!(c.deadline(), None);
+}
+
+#[test]
+fn protocol_error_while_closing_fails_without_a_second_close_frame() {
+    let mut c = conn();
+    c.close(1000, "done", 0);
+    c.take_output();
+    let evs = feed(&mut c, &client(true, OpCode::Close, &[0x03]));
+    assert_eq!(
+        evs,
+        vec![Ev::Close(
+            1002,
+            ProtocolError::CloseFrameTooShort.reason().into()
+        )]
+    );
+    assert!(c.output().is_empty(), "our close frame was sent already");
+    assert_eq!(
+        c.state(),
+        &State::Closed(Ending::Failed(CloseFrame {
+            code: CloseCode::PROTOCOL_ERROR,
+            reason: ProtocolError::CloseFrameTooShort.reason().into()
+        }))
+    );
 }
 
 #[test]
@@ -553,7 +581,10 @@ fn close_timeout_ends_with_1006() {
         evs,
         vec![Ev::Close(1006, "close handshake timed out".into())]
     );
-    assert!(matches!(c.state(), State::Closed(f) if f.code == CloseCode::ABNORMAL));
+    assert_eq!(
+        c.state(),
+        &State::Closed(Ending::TimedOut(Timer::CloseHandshake))
+    );
     // Later calls are inert.
     c.tick(99_999, |e, _| evs.push(own(e)));
     c.disconnected(99_999, |e, _| evs.push(own(e)));
@@ -616,6 +647,7 @@ fn disconnected_reports_1006_once_and_discards_output() {
         evs.push(own(e));
     });
     assert_eq!(evs, vec![Ev::Close(1006, "connection lost".into())]);
+    assert_eq!(c.state(), &State::Closed(Ending::Lost));
     assert_eq!(c.queued_bytes(), 0);
     assert!(feed(&mut c, &client(true, OpCode::Text, b"x")).is_empty());
     c.disconnected(20, |e, _| evs.push(own(e)));
@@ -763,6 +795,10 @@ fn keepalive_pings_after_idle_and_drops_after_grace() {
         ]
     );
     assert!(c.output().is_empty(), "no close frame on keepalive timeout");
+    assert_eq!(
+        c.state(),
+        &State::Closed(Ending::TimedOut(Timer::Keepalive))
+    );
     assert_eq!(c.deadline(), None);
 }
 

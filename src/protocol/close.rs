@@ -107,15 +107,108 @@ impl fmt::Display for CloseCode {
     }
 }
 
-/// The content of a close frame, or how a connection ended: what
-/// [`State::Closed`](super::State::Closed) carries.
+/// The content of a close frame: its code and reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloseFrame {
-    /// The close code. 1005 means the peer's close frame carried no code,
-    /// 1006 that the connection ended without a close frame.
+    /// The close code. 1005 means the peer's close frame carried no code.
     pub code: CloseCode,
     /// The UTF-8 reason, possibly empty.
     pub reason: String,
+}
+
+impl CloseFrame {
+    /// Appends this frame as a server sends it (unmasked, RFC 6455 §5.5.1):
+    /// a code that may not be sent is replaced by 1011
+    /// ([`CloseCode::INTERNAL_ERROR`]), 1005 sends an empty payload, and the
+    /// reason is cut at a UTF-8 boundary to [`MAX_CLOSE_REASON`] bytes.
+    ///
+    /// For a host that must end a connection whose component failed; a
+    /// [`Connection`](super::Connection) writes its own close frames.
+    ///
+    /// ```
+    /// use ws_edge::protocol::{CloseCode, CloseFrame};
+    /// let mut wire = Vec::new();
+    /// CloseFrame { code: CloseCode::INTERNAL_ERROR, reason: "oops".into() }.write_to(&mut wire);
+    /// assert_eq!(wire, b"\x88\x06\x03\xf3oops");
+    /// ```
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        let (payload, len) = close_payload(self.code, &self.reason);
+        super::frame::write_frame(out, true, super::OpCode::Close, None, &payload[..len]);
+    }
+}
+
+/// The payload of a close frame with `code` and `reason`, as sent: the code
+/// (1011 instead of one that may not be sent, nothing for 1005) and the
+/// reason cut to [`MAX_CLOSE_REASON`] bytes. Returns the buffer and the
+/// length used.
+pub(crate) fn close_payload(code: CloseCode, reason: &str) -> ([u8; 125], usize) {
+    let mut payload = [0u8; 125];
+    if code == CloseCode::NO_STATUS {
+        return (payload, 0);
+    }
+    let code = if code.is_valid_on_wire() {
+        code
+    } else {
+        CloseCode::INTERNAL_ERROR
+    };
+    let reason = truncate_reason(reason).as_bytes();
+    payload[..2].copy_from_slice(&code.as_u16().to_be_bytes());
+    payload[2..2 + reason.len()].copy_from_slice(reason);
+    (payload, 2 + reason.len())
+}
+
+/// A timer of a [`Connection`](super::Connection) that can end it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// A keepalive ping went unanswered for the grace period.
+    Keepalive,
+    /// Our close frame went unanswered for the close timeout.
+    CloseHandshake,
+}
+
+/// How a connection ended: what [`State::Closed`](super::State::Closed)
+/// carries, as the WIT `ending`.
+///
+/// A host acts on the case: [`Ending::Clean`] closes the socket at once,
+/// [`Ending::Failed`] and [`Ending::TimedOut`] close the sending side and
+/// discard input briefly (so our close frame is not destroyed by a reset),
+/// [`Ending::Lost`] has nothing left to write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// Both close frames were exchanged: the peer's frame (code 1005 if it
+    /// carried none).
+    Clean(CloseFrame),
+    /// The peer broke the protocol: the code of the violation (1002, 1007
+    /// or 1009) and its reason, sent in our close frame without waiting for
+    /// the peer's (unless we had sent a close frame already).
+    Failed(CloseFrame),
+    /// A timer ran out.
+    TimedOut(Timer),
+    /// The transport ended without a close handshake
+    /// ([`Connection::disconnected`](super::Connection::disconnected)).
+    Lost,
+}
+
+impl Ending {
+    /// The close code the handler is told: the frame's code, or 1006
+    /// ([`CloseCode::ABNORMAL`]) when no close frame ended the connection.
+    pub fn code(&self) -> CloseCode {
+        match self {
+            Ending::Clean(frame) | Ending::Failed(frame) => frame.code,
+            Ending::TimedOut(_) | Ending::Lost => CloseCode::ABNORMAL,
+        }
+    }
+
+    /// The reason the handler is told: the frame's reason, or a fixed text
+    /// saying which timer ran out or that the connection was lost.
+    pub fn reason(&self) -> &str {
+        match self {
+            Ending::Clean(frame) | Ending::Failed(frame) => &frame.reason,
+            Ending::TimedOut(Timer::Keepalive) => "keepalive timeout",
+            Ending::TimedOut(Timer::CloseHandshake) => "close handshake timed out",
+            Ending::Lost => "connection lost",
+        }
+    }
 }
 
 /// The longest reason that fits a close frame: 125 bytes of control payload

@@ -2,7 +2,7 @@
 
 use core::ops::Range;
 
-use super::close::{CloseCode, CloseFrame, truncate_reason};
+use super::close::{CloseCode, CloseFrame, Ending, Timer, close_payload};
 use super::config::{Config, Extension};
 use super::error::{ProtocolError, SendError};
 use super::frame::{FrameHeader, MAX_HEADER_LEN, OpCode, write_frame_rsv};
@@ -51,10 +51,9 @@ pub enum State {
     /// close timeout. Received messages are still delivered; nothing more
     /// can be sent.
     Closing,
-    /// The close handshake completed, failed or timed out, or the TCP
-    /// connection ended. The host writes the remaining output and closes the
-    /// socket. See [`Event::Close`] for what the frame holds.
-    Closed(CloseFrame),
+    /// The connection ended, and [`Ending`] says how. The host writes the
+    /// remaining output and closes the socket as the ending says.
+    Closed(Ending),
 }
 
 /// The sending half of a connection: what the handler's callback gets next
@@ -270,7 +269,7 @@ impl Connection {
                     (out.ping_outstanding, out.config.keepalive_grace_ms)
                 {
                     if now >= sent.saturating_add(grace) {
-                        out.end_abnormally("keepalive timeout", &mut on_event);
+                        out.end_abnormally(Ending::TimedOut(Timer::Keepalive), &mut on_event);
                     }
                     return;
                 }
@@ -286,7 +285,7 @@ impl Connection {
                         .close_sent_at
                         .saturating_add(out.config.close_timeout_ms)
                 {
-                    out.end_abnormally("close handshake timed out", &mut on_event);
+                    out.end_abnormally(Ending::TimedOut(Timer::CloseHandshake), &mut on_event);
                 }
             }
             State::Closed(_) => {}
@@ -321,7 +320,7 @@ impl Connection {
         self.out.buf.clear();
         self.out.start = 0;
         if !self.is_closed() {
-            self.out.end_abnormally("connection lost", &mut on_event);
+            self.out.end_abnormally(Ending::Lost, &mut on_event);
         }
     }
 
@@ -570,10 +569,10 @@ impl Connection {
                         out.push_frame(true, 0, OpCode::Close, &code.as_u16().to_be_bytes());
                     }
                 }
-                out.state = State::Closed(CloseFrame {
+                out.state = State::Closed(Ending::Clean(CloseFrame {
                     code,
                     reason: reason.to_owned(),
-                });
+                }));
                 f(Event::Close(code, reason), &mut Outbox { out });
             }
         }
@@ -811,11 +810,8 @@ impl Outgoing {
     /// Queues our close frame and enters `Closing`. The caller checked the
     /// state is `Open` and the code is sendable.
     fn start_close(&mut self, code: CloseCode, reason: &str) {
-        let mut p = [0u8; 125];
-        let reason = truncate_reason(reason).as_bytes();
-        p[..2].copy_from_slice(&code.as_u16().to_be_bytes());
-        p[2..2 + reason.len()].copy_from_slice(reason);
-        self.push_frame(true, 0, OpCode::Close, &p[..2 + reason.len()]);
+        let (payload, len) = close_payload(code, reason);
+        self.push_frame(true, 0, OpCode::Close, &payload[..len]);
         self.state = State::Closing;
         self.close_sent_at = self.now;
     }
@@ -828,28 +824,34 @@ impl Outgoing {
         if matches!(self.state, State::Open) {
             self.start_close(code, reason);
         }
-        self.finish(code, reason, f);
+        let frame = CloseFrame {
+            code,
+            reason: reason.to_owned(),
+        };
+        self.finish(Ending::Failed(frame), code, reason, f);
     }
 
-    /// Ends without a close handshake: 1006.
-    fn end_abnormally<F: FnMut(Event<'_>, &mut Outbox<'_>)>(
-        &mut self,
-        reason: &'static str,
-        f: &mut F,
-    ) {
-        self.finish(CloseCode::ABNORMAL, reason, f);
+    /// Ends without a close handshake (a timer or a lost transport): 1006.
+    fn end_abnormally<F: FnMut(Event<'_>, &mut Outbox<'_>)>(&mut self, ending: Ending, f: &mut F) {
+        let reason = match ending {
+            Ending::TimedOut(Timer::Keepalive) => "keepalive timeout",
+            Ending::TimedOut(Timer::CloseHandshake) => "close handshake timed out",
+            _ => "connection lost",
+        };
+        self.finish(ending, CloseCode::ABNORMAL, reason, f);
     }
 
+    /// Enters `Closed(ending)` and reports `code` and `reason` (what
+    /// [`Ending::code`] and [`Ending::reason`] say) to the handler.
     fn finish<F: FnMut(Event<'_>, &mut Outbox<'_>)>(
         &mut self,
+        ending: Ending,
         code: CloseCode,
         reason: &'static str,
         f: &mut F,
     ) {
-        self.state = State::Closed(CloseFrame {
-            code,
-            reason: reason.to_owned(),
-        });
+        debug_assert!(ending.code() == code && ending.reason() == reason);
+        self.state = State::Closed(ending);
         f(Event::Close(code, reason), &mut Outbox { out: self });
     }
 }

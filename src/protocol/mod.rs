@@ -21,7 +21,7 @@ mod frame;
 mod mask;
 mod utf8;
 
-pub use close::{CloseCode, CloseFrame, MAX_CLOSE_REASON, truncate_reason};
+pub use close::{CloseCode, CloseFrame, Ending, MAX_CLOSE_REASON, Timer, truncate_reason};
 pub use config::{Config, Extension};
 pub use connection::{Connection, Event, Outbox, State};
 pub use error::{ProtocolError, SendError};
