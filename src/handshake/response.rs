@@ -74,6 +74,34 @@ impl Response {
         9 + digits + 1 + self.reason.len() + 2 + head + 2 + self.body.len()
     }
 
+    /// A response the server sends on its own, when no handler answers: for
+    /// a host that must refuse a connection before or without its component
+    /// (408, 431, 503) or after the component failed (500). The status line
+    /// uses [`reason_phrase`]; the fields are `Connection: close` and, for a
+    /// non-empty body, `Content-Type: text/plain; charset=utf-8`, then
+    /// `Content-Length`.
+    ///
+    /// ```
+    /// use ws_edge::handshake::Response;
+    /// let r = Response::plain(503, "no instance available\n");
+    /// assert!(r.to_bytes().starts_with(b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"));
+    /// assert_eq!(r.header("content-length"), Some(&b"22"[..]));
+    /// ```
+    pub fn plain(status: u16, body: &str) -> Response {
+        let mut headers = Vec::with_capacity(3);
+        headers.push(Header::new("Connection", "close"));
+        if !body.is_empty() {
+            headers.push(Header::new("Content-Type", "text/plain; charset=utf-8"));
+        }
+        headers.push(content_length(body.len()));
+        Response {
+            status,
+            reason: Cow::Borrowed(reason_phrase(status)),
+            headers,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
     /// The value of the first header named `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
