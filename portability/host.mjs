@@ -6,7 +6,7 @@
 // component of world `ws-edge:websocket/websocket-server`. Each connection
 // gets its own instance (as in ws-edge's wasmtime host), so a trap ends one
 // connection, not the server. The host owns the sockets, the clock and the
-// limits; the component sees only bytes and instants (wit/websocket.wit).
+// limits; the component sees only bytes and milliseconds (wit/websocket.wit).
 // Prints `listening on ws://ADDR:PORT` once bound; port 0 picks a free port.
 
 import * as shim from '@bytecodealliance/preview2-shim';
@@ -18,7 +18,7 @@ import { pathToFileURL } from 'node:url';
 const HEAD_LIMIT = 8 * 1024; // the component answers 431 beyond this itself
 const HEAD_TIMEOUT_MS = 10_000; // a client must send its head within this
 const LINGER_MS = 5_000; // after our FIN, wait this long for the peer's
-const INTERFACE = 'ws-edge:websocket/websocket-request@0.1.0';
+const INTERFACE = 'ws-edge:websocket/websocket-request@0.2.0';
 
 const [modulePath, listen = '127.0.0.1:0'] = process.argv.slice(2);
 if (!modulePath) {
@@ -53,13 +53,28 @@ if (typeof instantiate()?.handleHead !== 'function') {
   process.exit(2);
 }
 
-// Instants: whole milliseconds on Node's monotonic clock, as the WIT u64.
+// Times: whole milliseconds on Node's monotonic clock, as the WIT u64.
 // WS_EDGE_CLOCK_RATE > 1 runs the component's clock faster than real time
 // (tests use it to reach keepalive deadlines quickly).
 const rate = Number(process.env.WS_EDGE_CLOCK_RATE ?? 1);
 if (!(rate > 0)) throw new Error('WS_EDGE_CLOCK_RATE must be a positive number');
 const now = () => BigInt(Math.floor(performance.now() * rate));
 const dispose = (resource) => resource[Symbol.dispose ?? Symbol.for('dispose')]();
+
+// The WIT `ip-address` of an address as Node reports it.
+function ipAddress(text) {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(text);
+  if (net.isIPv4(text)) return { tag: 'ipv4', val: text.split('.').map(Number) };
+  // IPv6: expand `::`, and an embedded dotted quad into two groups.
+  let groups = text;
+  if (mapped) groups = `::ffff:${ipAddress(mapped[1]).val.reduce((s, b, i) => s + (i === 2 ? ':' : '') + b.toString(16).padStart(2, '0'), '')}`;
+  const [left, right = null] = groups.split('::');
+  const parse = (part) => (part ? part.split(':').map((g) => parseInt(g, 16)) : []);
+  const head = parse(left);
+  const tail = right === null ? [] : parse(right);
+  const zeros = right === null ? [] : new Array(8 - head.length - tail.length).fill(0);
+  return { tag: 'ipv6', val: [...head, ...zeros, ...tail] };
+}
 
 function serve(socket) {
   let ws = null; // this connection's instance of the interface
@@ -98,13 +113,24 @@ function serve(socket) {
   };
 
   // Carries out one `transmit`: write its bytes, then follow its state.
+  // How the connection ended decides how the socket closes (the server
+  // closes first, after the bytes above).
   const apply = (t) => {
     if (t.bytes.length > 0 && !socket.write(t.bytes)) socket.pause();
     clearTimeout(timer);
     if (t.state.tag === 'closed') {
       finish();
-      socket.end(); // after the bytes above: the server closes first
-      setTimeout(() => socket.destroy(), LINGER_MS).unref();
+      switch (t.state.val.tag) {
+        case 'clean': // the peer sends nothing more: close at once
+          socket.end(() => socket.destroy());
+          break;
+        case 'lost':
+          socket.destroy();
+          break;
+        default: // failed, timed-out: linger so our close frame is read
+          socket.end();
+          setTimeout(() => socket.destroy(), LINGER_MS).unref();
+      }
     } else if (t.deadline !== undefined) {
       const wait = Number(t.deadline - now()) / rate;
       timer = setTimeout(guard(() => apply(conn.tick(now()))), Math.max(0, Math.ceil(wait)));
@@ -116,8 +142,10 @@ function serve(socket) {
     if (done) return;
     if (conn) return apply(conn.receive(chunk, now()));
     head = Buffer.concat([head, chunk]);
-    const ip = socket.remoteFamily === 'IPv6' ? `[${socket.remoteAddress}]` : socket.remoteAddress;
-    const transport = { peer: `${ip}:${socket.remotePort}`, tls: false };
+    const peer = socket.remoteAddress === undefined
+      ? undefined
+      : { address: ipAddress(socket.remoteAddress), port: socket.remotePort };
+    const transport = { peer, tls: false };
     ws ??= instantiate();
     const result = ws.handleHead(head, transport, now());
     if (result.tag === 'incomplete') {

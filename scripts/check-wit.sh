@@ -11,17 +11,20 @@
 #
 # For each component, with `wasm-tools component wit`:
 #   1. it is a component (not a core module) and decodes;
-#   2. it exports exactly one thing, ws-edge:websocket/websocket-request@0.1.0;
-#   3. that interface is the one in wit/ item for item (types, fields, cases,
-#      functions, resource methods; doc comments are ignored);
-#   4. every import is a WASI interface the Rust standard library pulls in
-#      (wasi:io, wasi:cli, wasi:clocks, wasi:random, wasi:filesystem); anything
-#      else (wasi:sockets, wasi:http, a non-WASI import) is an error;
+#   2. it exports exactly ws-edge:websocket/websocket-request@0.2.0 and
+#      ws-edge:websocket/preview@0.2.0 (world `websocket-tooling`, what the
+#      guest library builds);
+#   3. those interfaces are the ones in wit/ item for item (types, fields,
+#      cases, functions, resource methods; doc comments are ignored);
+#   4. every import is the types-only ws-edge:websocket/types@0.2.0 or a WASI
+#      interface the Rust standard library pulls in (wasi:io, wasi:cli,
+#      wasi:clocks, wasi:random, wasi:filesystem); anything else
+#      (wasi:sockets, wasi:http, a non-WASI import) is an error;
 #   5. `wasm-tools component targets` agrees that it targets the
-#      `websocket-server` world once those WASI imports are allowed.
+#      `websocket-tooling` world once those WASI imports are allowed.
 # --handler checks handler components instead (what `wac plug` plugs into the
 # protocol component, examples/compose): the same steps with
-# ws-edge:websocket/handler@0.1.0 and the `websocket-handler` world.
+# ws-edge:websocket/handler@0.2.0 and the `websocket-handler` world.
 # --self-test checks COMPONENT (default as above), then builds wrong
 # components (a core module; dummies from edited copies of wit/) and fails
 # unless each one is rejected.
@@ -43,17 +46,18 @@ fi
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 wit_dir="${WIT_DIR:-$root/wit}"
-interface="ws-edge:websocket/websocket-request@0.1.0"
-iface_name="websocket-request"
-world="websocket-server"
+version="0.2.0"
+iface_names=(websocket-request preview)
+world="websocket-tooling"
 if [[ "${1:-}" == "--handler" ]]; then
     shift
     (($# > 0)) || { echo "check-wit.sh: --handler needs at least one component" >&2; exit 2; }
-    interface="ws-edge:websocket/handler@0.1.0"
-    iface_name="handler"
+    iface_names=(handler)
     world="websocket-handler"
 fi
-allowed_imports='^wasi:(io|cli|clocks|random|filesystem)/[a-z0-9-]+@0\.2\.[0-9]+$'
+# The exports expected, one per line, sorted.
+interface="$(printf "ws-edge:websocket/%s@$version\n" "${iface_names[@]}" | sort)"
+allowed_imports='^(wasi:(io|cli|clocks|random|filesystem)/[a-z0-9-]+@0\.2\.[0-9]+|ws-edge:websocket/types@'"${version//./\\.}"')$'
 
 want_version=1.263.0
 wasm_tools="${WASM_TOOLS:-}"
@@ -99,9 +103,19 @@ world_items() { # WIT-FILE import|export
 
 "$wasm_tools" component wit "$wit_dir" >"$tmp/contract.wit" ||
     { echo "check-wit.sh: cannot read the contract in $wit_dir" >&2; exit 2; }
-interface_body "$tmp/contract.wit" "$iface_name" >"$tmp/contract.iface"
-[[ -s "$tmp/contract.iface" ]] ||
-    { echo "check-wit.sh: no interface $iface_name in $wit_dir" >&2; exit 2; }
+# The bodies of every checked interface, each under a `== NAME` line.
+interface_bodies() { # WIT-FILE
+    local name
+    for name in "${iface_names[@]}"; do
+        echo "== $name"
+        interface_body "$1" "$name"
+    done
+}
+interface_bodies "$tmp/contract.wit" >"$tmp/contract.iface"
+for name in "${iface_names[@]}"; do
+    [[ -n "$(interface_body "$tmp/contract.wit" "$name")" ]] ||
+        { echo "check-wit.sh: no interface $name in $wit_dir" >&2; exit 2; }
+done
 
 # A world for `component targets`: websocket-server plus the WASI interfaces
 # the component imports (their definitions come from the component itself).
@@ -131,10 +145,10 @@ check_component() { # COMPONENT
         echo "FAIL: $c: not a decodable component: $(head -n 1 "$tmp/err")" >&2
         return 1
     fi
-    exports="$(world_items "$w" export)"
+    exports="$(world_items "$w" export | sort)"
     imports="$(world_items "$w" import)"
     if [[ "$exports" != "$interface" ]]; then
-        echo "FAIL: $c: exports [${exports//$'\n'/, }], expected exactly [$interface]" >&2
+        echo "FAIL: $c: exports [${exports//$'\n'/, }], expected exactly [${interface//$'\n'/, }]" >&2
         ok=1
     fi
     bad="$(grep -Ev "$allowed_imports" <<<"$imports" || true)"
@@ -142,10 +156,10 @@ check_component() { # COMPONENT
         echo "FAIL: $c: imports beyond what std pulls in: ${bad//$'\n'/, }" >&2
         ok=1
     fi
-    interface_body "$w" "$iface_name" >"$tmp/component.iface"
+    interface_bodies "$w" >"$tmp/component.iface"
     if ! diff -u --label "contract ($wit_dir)" --label "component ($c)" \
         "$tmp/contract.iface" "$tmp/component.iface" >"$tmp/diff"; then
-        echo "FAIL: $c: interface $iface_name differs from the contract:" >&2
+        echo "FAIL: $c: interfaces ${iface_names[*]} differ from the contract:" >&2
         sed 's/^/    /' "$tmp/diff" >&2
         ok=1
     fi
@@ -155,7 +169,7 @@ check_component() { # COMPONENT
         ok=1
     fi
     if ((ok == 0)); then
-        echo "ok: $c: exports $interface ($(wc -l <"$tmp/component.iface") items, same as $wit_dir); imports ${imports//$'\n'/ }"
+        echo "ok: $c: exports ${interface//$'\n'/ } ($(grep -vc '^== ' "$tmp/component.iface") items, same as $wit_dir); imports ${imports//$'\n'/ }"
     fi
     return "$ok"
 }
@@ -209,14 +223,16 @@ expect pass "the component under test" "$component"
 expect pass "a dummy built from the unchanged contract" "$(dummy same '')"
 expect fail "a dummy whose transport.tls is a u8" "$(dummy tls-u8 's/tls: bool,/tls: u8,/')"
 expect fail "a dummy without preview-head" "$(dummy no-preview '/preview-head: func/d')"
+expect fail "a dummy whose transport.peer is a string" \
+    "$(dummy peer-string 's/peer: option<socket-address>,/peer: option<string>,/')"
 expect fail "a dummy with an extra function" \
     "$(dummy extra-func 's/^\( *\)preview-head: func/\1ping: func();\n\1preview-head: func/')"
-expect fail "a dummy whose connection lacks tick" "$(dummy no-tick '/tick: func(now: instant) -> transmit;/d')"
-expect fail "a dummy of package version 0.2.0" "$(dummy v020 's/ws-edge:websocket@0.1.0/ws-edge:websocket@0.2.0/')"
+expect fail "a dummy whose connection lacks tick" "$(dummy no-tick '/tick: func(now: milliseconds) -> transmit;/d')"
+expect fail "a dummy of package version 0.1.0" "$(dummy v010 's/ws-edge:websocket@0.2.0/ws-edge:websocket@0.1.0/')"
 expect fail "a dummy that also exports another interface" \
-    "$(dummy extra-export '' $'interface extra { f: func(); }\nworld with-extra { include websocket-server; export extra; }' with-extra)"
+    "$(dummy extra-export '' $'interface extra { f: func(); }\nworld with-extra { include websocket-tooling; export extra; }' with-extra)"
 expect fail "a dummy that imports a host function" \
-    "$(dummy extra-import '' $'world with-import { include websocket-server; import log: func(msg: string); }' with-import)"
+    "$(dummy extra-import '' $'world with-import { include websocket-tooling; import log: func(msg: string); }' with-import)"
 # The `targets` step on its own (the steps before it would catch these first).
 for case in "pass:$component" "fail:$tmp/tls-u8.wasm" "fail:$tmp/no-tick.wasm"; do
     want="${case%%:*}" c="${case#*:}" got=pass

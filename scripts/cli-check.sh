@@ -3,7 +3,7 @@
 #
 # Usage: scripts/cli-check.sh [COMPONENT.wasm]
 #
-#   COMPONENT  a component of world ws-edge:websocket/websocket-server that
+#   COMPONENT  a component of world ws-edge:websocket/websocket-tooling that
 #              accepts plain upgrade requests (default: $COMPONENT, else
 #              target/guests/wasm32-wasip2/guest/echo.wasm, what `make guests`
 #              builds).
@@ -65,7 +65,7 @@ wire_text() {
 
 # Invokes preview-head on HEAD with TRANSPORT (a WAVE record); prints the result.
 preview_head() {
-    local call="ws-edge:websocket/websocket-request.preview-head@0.1.0($(wave_bytes "$1"), $2)"
+    local call="ws-edge:websocket/preview.preview-head@0.2.0($(wave_bytes "$1"), $2)"
     timeout 60 "$wasmtime" run -C cache=n --invoke "$call" "$component"
 }
 
@@ -83,7 +83,7 @@ sample() {
 
 # 1. The RFC sample: 101 with the RFC's accept value.
 sample 13
-out="$(preview_head "$head" '{peer: some("203.0.113.7:51234"), tls: false}')" ||
+out="$(preview_head "$head" '{peer: some({address: ipv4((203, 0, 113, 7)), port: 51234}), tls: false}')" ||
     { echo "FAIL: wasmtime run failed on the sample request" >&2; exit 1; }
 wire="$(wire_text "$out")"
 lines="${wire//$'\r'/}"
@@ -101,7 +101,7 @@ fi
 
 # 2. An unsupported version: 426.
 sample 7
-out="$(preview_head "$head" '{peer: none, tls: false}')" ||
+out="$(preview_head "$head" '{peer: some({address: ipv6((8193, 3512, 0, 0, 0, 0, 0, 1)), port: 443}), tls: false}')" ||
     { echo "FAIL: wasmtime run failed on the version 7 request" >&2; exit 1; }
 wire="$(wire_text "$out")"
 if [[ "$out" == "complete({status: 426, "* && "$wire" == "HTTP/1.1 426 "* ]]; then

@@ -3,9 +3,9 @@
 #
 # Usage: scripts/compose.sh PROTOCOL.wasm HANDLER.wasm OUT.wasm
 #
-#   PROTOCOL  a component that imports ws-edge:websocket/handler@0.1.0 and
+#   PROTOCOL  a component that imports ws-edge:websocket/handler@0.2.0 and
 #             exports websocket-request (examples/compose/protocol)
-#   HANDLER   a component that exports ws-edge:websocket/handler@0.1.0, in
+#   HANDLER   a component that exports ws-edge:websocket/handler@0.2.0, in
 #             any language (examples/compose/handler)
 #   OUT       the composed component: exports websocket-request, imports
 #             only what the two import from WASI

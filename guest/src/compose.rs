@@ -56,7 +56,10 @@ impl Handler for Delegate {
     }
 
     fn on_close(&mut self, code: u16, reason: &str) {
-        self.session.closed(code, reason);
+        self.session.closed(&wit::CloseFrame {
+            code,
+            reason: reason.to_owned(),
+        });
     }
 }
 
@@ -71,13 +74,13 @@ fn upgrade_request(request: &Request) -> wit::UpgradeRequest {
         host: request.host().to_owned(),
         headers: request
             .headers()
-            .map(|h| wit::Field {
+            .map(|h| wit::Header {
                 name: h.name.to_owned(),
                 value: h.value.to_vec(),
             })
             .collect(),
-        peer: request.transport().peer.map(|p| p.ip().to_string()),
-        client: request.remote_address().map(|ip| ip.to_string()),
+        peer: request.transport().peer.map(crate::wit_socket_addr),
+        client: request.remote_address().map(crate::wit_ip),
         tls: request.is_tls(),
         origin: request.origin().map(str::to_owned),
         protocols: request.requested_protocols().map(str::to_owned).collect(),
@@ -91,7 +94,7 @@ fn upgrade_request(request: &Request) -> wit::UpgradeRequest {
     }
 }
 
-fn header(field: wit::Field) -> Header {
+fn header(field: wit::Header) -> Header {
     Header::from_bytes(field.name, field.value)
 }
 
@@ -136,7 +139,8 @@ mod tests {
     //! component).
 
     use super::*;
-    use ws_edge::handshake::{HandshakeConfig, HeadStatus, Transport};
+    use ws_edge::Parsed;
+    use ws_edge::handshake::{HandshakeConfig, Transport};
 
     fn request(head: &[u8], peer: &str) -> Request {
         let transport = Transport {
@@ -144,8 +148,8 @@ mod tests {
             tls: true,
         };
         match Request::from_head(head, transport, &HandshakeConfig::default()) {
-            HeadStatus::Complete { result, .. } => result.expect("valid request"),
-            HeadStatus::Incomplete => panic!("complete head expected"),
+            Parsed::Complete { value, .. } => value.expect("valid request"),
+            Parsed::Incomplete => panic!("complete head expected"),
         }
     }
 
@@ -163,8 +167,16 @@ mod tests {
         assert_eq!(r.host, "example.com");
         assert_eq!(r.headers.len(), 8);
         assert_eq!(r.headers[7].name, "Cookie");
-        assert_eq!(r.peer.as_deref(), Some("2001:db8::1"));
-        assert_eq!(r.client.as_deref(), Some("2001:db8::1"));
+        let peer = r.peer.expect("peer");
+        assert!(matches!(
+            peer.address,
+            wit::IpAddress::Ipv6((0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))
+        ));
+        assert_eq!(peer.port, 443);
+        assert!(matches!(
+            r.client,
+            Some(wit::IpAddress::Ipv6((0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)))
+        ));
         assert!(r.tls);
         assert_eq!(r.origin.as_deref(), Some("https://example.com"));
         assert_eq!(r.protocols, ["chat", "Superchat"]);
@@ -182,7 +194,7 @@ mod tests {
     fn options_map_field_for_field() {
         let accept = accept_options(wit::AcceptOptions {
             protocol: Some("chat".into()),
-            headers: vec![wit::Field {
+            headers: vec![wit::Header {
                 name: "X-A".into(),
                 value: vec![0x80, b'b'],
             }],

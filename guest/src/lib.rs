@@ -48,7 +48,8 @@ pub use ws_edge::handshake::{
 };
 pub use ws_edge::protocol::{CloseCode, Config, Outbox, SendError};
 
-use ws_edge::handshake::{self as hs, HeadStatus};
+use ws_edge::Parsed;
+use ws_edge::handshake as hs;
 use ws_edge::protocol::{self as proto, Event};
 
 // Lets the generated code and the export macro name this crate by its
@@ -59,11 +60,11 @@ pub mod compose;
 
 /// The generated bindings (not for handler authors).
 ///
-/// They are generated for `websocket-protocol`: `websocket-server`'s export
-/// plus the import of the `handler` interface. A component that does not use
-/// [`compose::Delegate`] never calls that import, so the linker drops it and
-/// the component targets `websocket-server` exactly (`scripts/check-wit.sh`
-/// checks this).
+/// They are generated for `websocket-protocol`: `websocket-tooling`'s
+/// exports (`websocket-request` and `preview`) plus the import of the
+/// `handler` interface. A component that does not use [`compose::Delegate`]
+/// never calls that import, so the linker drops it and the component targets
+/// `websocket-tooling` exactly (`scripts/check-wit.sh` checks this).
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
@@ -79,7 +80,9 @@ pub mod bindings {
     pub use wit_bindgen::rt as __rt;
 }
 
+use bindings::exports::ws_edge::websocket::preview as wit_preview;
 use bindings::exports::ws_edge::websocket::websocket_request as wit;
+use bindings::ws_edge::websocket::types as wit_types;
 
 /// A received message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,8 +150,10 @@ pub trait Handler: Sized + 'static {
     }
 
     /// The connection closed: the peer's close code and reason, the code we
-    /// sent for a protocol error, or 1006 when the connection was lost. Runs
-    /// exactly once.
+    /// sent for a protocol error, or 1006 when the connection was lost or a
+    /// timer ran out. Runs at most once, and no hook runs after it. It does
+    /// not run when the host discards the instance without ending the
+    /// connection (after a failed call, or at a shutdown that times out).
     fn on_close(&mut self, code: u16, reason: &str) {
         let _ = (code, reason);
     }
@@ -210,20 +215,25 @@ struct Inner<H> {
 impl<H: Handler> wit::Guest for Component<H> {
     type Connection = GuestConnection<H>;
 
-    fn handle_head(head: Vec<u8>, transport: wit::Transport, now: wit::Instant) -> wit::HeadResult {
+    fn handle_head(
+        head: Vec<u8>,
+        transport: wit::Transport,
+        now: wit::Milliseconds,
+    ) -> wit::HeadResult {
         let config = H::handshake_config();
         match hs::Request::from_head_vec(head, core_transport(&transport), &config) {
-            HeadStatus::Incomplete => wit::HeadResult::Incomplete,
-            HeadStatus::Complete { consumed, result } => {
-                wit::HeadResult::Complete(wit::HeadHandshake {
-                    consumed: u32::try_from(consumed).unwrap_or(u32::MAX),
-                    handshake: decide::<H>(result, now),
-                })
-            }
+            Parsed::Incomplete => wit::HeadResult::Incomplete,
+            Parsed::Complete {
+                consumed,
+                value: result,
+            } => wit::HeadResult::Complete(wit::HeadHandshake {
+                consumed: u32::try_from(consumed).unwrap_or(u32::MAX),
+                handshake: decide::<H>(result, now),
+            }),
         }
     }
 
-    fn handle_request(request: wit::Request, now: wit::Instant) -> wit::Handshake {
+    fn handle_request(request: wit::Request, now: wit::Milliseconds) -> wit::Handshake {
         let config = H::handshake_config();
         let parts = hs::RequestParts {
             method: request.method,
@@ -241,13 +251,17 @@ impl<H: Handler> wit::Guest for Component<H> {
         };
         decide::<H>(hs::Request::from_parts(parts, &config), now)
     }
+}
 
-    fn preview_head(head: Vec<u8>, transport: wit::Transport) -> wit::HeadResponse {
-        match Self::handle_head(head, transport, 0) {
-            wit::HeadResult::Incomplete => wit::HeadResponse::Incomplete,
+impl<H: Handler> wit_preview::Guest for Component<H> {
+    fn preview_head(head: Vec<u8>, transport: wit::Transport) -> wit_preview::HeadResponse {
+        match <Self as wit::Guest>::handle_head(head, transport, 0) {
+            wit::HeadResult::Incomplete => wit_preview::HeadResponse::Incomplete,
             // The connection, if any, is dropped here: the caller cannot
             // hold a resource.
-            wit::HeadResult::Complete(head) => wit::HeadResponse::Complete(head.handshake.response),
+            wit::HeadResult::Complete(head) => {
+                wit_preview::HeadResponse::Complete(head.handshake.response)
+            }
         }
     }
 }
@@ -308,21 +322,50 @@ fn reject_with(request: &mut Request, options: RejectOptions) -> wit::Handshake 
 }
 
 fn fallback_500() -> Response {
-    Response {
-        status: 500,
-        reason: "Internal Server Error".into(),
-        headers: vec![
-            hs::Header::new("Connection", "close"),
-            hs::Header::new("Content-Length", "0"),
-        ],
-        body: Vec::new(),
-    }
+    Response::plain(500, "")
 }
 
 fn core_transport(t: &wit::Transport) -> hs::Transport {
     hs::Transport {
-        peer: t.peer.as_deref().and_then(|p| p.parse().ok()),
+        peer: t.peer.map(socket_addr),
         tls: t.tls,
+    }
+}
+
+/// The standard library's form of a WIT socket address.
+pub(crate) fn socket_addr(a: wit_types::SocketAddress) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(ip_addr(a.address), a.port)
+}
+
+/// The standard library's form of a WIT IP address.
+fn ip_addr(a: wit_types::IpAddress) -> std::net::IpAddr {
+    match a {
+        wit_types::IpAddress::Ipv4((a, b, c, d)) => std::net::Ipv4Addr::new(a, b, c, d).into(),
+        wit_types::IpAddress::Ipv6((a, b, c, d, e, f, g, h)) => {
+            std::net::Ipv6Addr::new(a, b, c, d, e, f, g, h).into()
+        }
+    }
+}
+
+/// The WIT form of an IP address.
+pub(crate) fn wit_ip(a: std::net::IpAddr) -> wit_types::IpAddress {
+    match a {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            wit_types::IpAddress::Ipv4((a, b, c, d))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let [a, b, c, d, e, f, g, h] = v6.segments();
+            wit_types::IpAddress::Ipv6((a, b, c, d, e, f, g, h))
+        }
+    }
+}
+
+/// The WIT form of a socket address.
+pub(crate) fn wit_socket_addr(a: std::net::SocketAddr) -> wit_types::SocketAddress {
+    wit_types::SocketAddress {
+        address: wit_ip(a.ip()),
+        port: a.port(),
     }
 }
 
@@ -374,10 +417,7 @@ fn transmit(conn: &mut proto::Connection) -> wit::Transmit {
     let state = match conn.state() {
         proto::State::Open => wit::ConnectionState::Open,
         proto::State::Closing => wit::ConnectionState::Closing,
-        proto::State::Closed(frame) => wit::ConnectionState::Closed(wit::CloseFrame {
-            code: frame.code.as_u16(),
-            reason: frame.reason.clone(),
-        }),
+        proto::State::Closed(ending) => wit::ConnectionState::Closed(wit_ending(ending)),
     };
     wit::Transmit {
         bytes: conn.take_output(),
@@ -386,22 +426,43 @@ fn transmit(conn: &mut proto::Connection) -> wit::Transmit {
     }
 }
 
+fn wit_close_frame(frame: &proto::CloseFrame) -> wit::CloseFrame {
+    wit::CloseFrame {
+        code: frame.code.as_u16(),
+        reason: frame.reason.clone(),
+    }
+}
+
+fn wit_ending(ending: &proto::Ending) -> wit::Ending {
+    match ending {
+        proto::Ending::Clean(frame) => wit::Ending::Clean(wit_close_frame(frame)),
+        proto::Ending::Failed(frame) => wit::Ending::Failed(wit_close_frame(frame)),
+        proto::Ending::TimedOut(proto::Timer::Keepalive) => {
+            wit::Ending::TimedOut(wit::Timer::Keepalive)
+        }
+        proto::Ending::TimedOut(proto::Timer::CloseHandshake) => {
+            wit::Ending::TimedOut(wit::Timer::CloseHandshake)
+        }
+        proto::Ending::Lost => wit::Ending::Lost,
+    }
+}
+
 impl<H: Handler> wit::GuestConnection for GuestConnection<H> {
-    fn receive(&self, mut data: Vec<u8>, now: wit::Instant) -> wit::Transmit {
+    fn receive(&self, mut data: Vec<u8>, now: wit::Milliseconds) -> wit::Transmit {
         self.with(|conn, handler| {
             conn.receive_mut(&mut data, now, |event, out| dispatch(handler, event, out))
         })
     }
 
-    fn tick(&self, now: wit::Instant) -> wit::Transmit {
+    fn tick(&self, now: wit::Milliseconds) -> wit::Transmit {
         self.with(|conn, handler| conn.tick(now, |event, out| dispatch(handler, event, out)))
     }
 
-    fn close(&self, code: u16, reason: String, now: wit::Instant) -> wit::Transmit {
+    fn close(&self, code: u16, reason: String, now: wit::Milliseconds) -> wit::Transmit {
         self.with(|conn, _| conn.close(CloseCode::new(code), &reason, now))
     }
 
-    fn disconnected(&self, now: wit::Instant) -> wit::Transmit {
+    fn disconnected(&self, now: wit::Milliseconds) -> wit::Transmit {
         self.with(|conn, handler| {
             conn.disconnected(now, |event, out| dispatch(handler, event, out))
         })
@@ -503,7 +564,9 @@ mod tests {
 
     fn transport() -> wit::Transport {
         wit::Transport {
-            peer: Some("[2001:db8::1]:443".into()),
+            peer: Some(wit_socket_addr(
+                "[2001:db8::1]:443".parse().expect("address"),
+            )),
             tls: true,
         }
     }
@@ -576,8 +639,9 @@ mod tests {
 
     #[test]
     fn handle_request_and_preview_match_handle_head() {
-        let preview = <Component<NoThanks> as wit::Guest>::preview_head(HEAD.to_vec(), transport());
-        let wit::HeadResponse::Complete(r) = preview else {
+        let preview =
+            <Component<NoThanks> as wit_preview::Guest>::preview_head(HEAD.to_vec(), transport());
+        let wit_preview::HeadResponse::Complete(r) = preview else {
             panic!("complete expected");
         };
         assert_eq!(r.status, 451);
@@ -606,12 +670,16 @@ mod tests {
     }
 
     #[test]
-    fn transport_peer_is_parsed_or_dropped() {
+    fn transport_peer_converts_both_ways() {
         let t = core_transport(&transport());
-        assert_eq!(t.peer.map(|p| p.port()), Some(443));
+        assert_eq!(t.peer, Some("[2001:db8::1]:443".parse().expect("address")));
         assert!(t.tls);
+        for text in ["203.0.113.7:51234", "[::ffff:192.0.2.1]:1", "[::]:0"] {
+            let addr: std::net::SocketAddr = text.parse().expect("address");
+            assert_eq!(socket_addr(wit_socket_addr(addr)), addr, "{text}");
+        }
         let t = core_transport(&wit::Transport {
-            peer: Some("not an address".into()),
+            peer: None,
             tls: false,
         });
         assert_eq!(t.peer, None);

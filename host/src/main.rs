@@ -30,7 +30,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct Serve {
-    /// The component (.wasm) exporting ws-edge:websocket/websocket-request@0.1.0.
+    /// The component (.wasm) exporting ws-edge:websocket/websocket-request@0.2.0.
     /// Default: the bundled echo component.
     component: Option<PathBuf>,
 

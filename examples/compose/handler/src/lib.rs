@@ -23,8 +23,8 @@ mod bindings {
 use std::cell::Cell;
 
 use bindings::exports::ws_edge::websocket::handler::{
-    AcceptOptions, Close, Decision, Field, Guest, GuestSession, Message, RejectOptions, Reply,
-    Session, UpgradeRequest,
+    AcceptOptions, CloseFrame, Decision, Guest, GuestSession, Header, Message, RejectOptions,
+    Reply, Session, UpgradeRequest,
 };
 
 /// The subprotocols this handler speaks, most preferred first.
@@ -81,7 +81,7 @@ impl GuestSession for Conversation {
         match message {
             Message::Text(text) if text == "bye" => Reply {
                 send: vec![Message::Text(format!("#{n} goodbye"))],
-                close: Some(Close {
+                close: Some(CloseFrame {
                     code: 1000,
                     reason: "bye".into(),
                 }),
@@ -107,11 +107,11 @@ impl GuestSession for Conversation {
         }
     }
 
-    fn closed(&self, _code: u16, _reason: String) {}
+    fn closed(&self, _frame: CloseFrame) {}
 }
 
-fn field(name: &str, value: &str) -> Field {
-    Field {
+fn field(name: &str, value: &str) -> Header {
+    Header {
         name: name.into(),
         value: value.as_bytes().to_vec(),
     }
