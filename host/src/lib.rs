@@ -1,5 +1,5 @@
 //! The ws-edge wasmtime host: serves WebSocket clients over TCP with a
-//! component that exports `ws-edge:websocket/websocket-request@0.1.0`.
+//! component that exports `ws-edge:websocket/websocket-request@0.2.0`.
 //!
 //! The component does the protocol work (handshake validation, the handler's
 //! decision, framing, timers); this crate owns the sockets, the clock and the
@@ -26,8 +26,11 @@
 
 #![deny(missing_docs)]
 
+mod bindings;
 mod conn;
+mod error;
 mod http;
+mod instance;
 #[doc(hidden)]
 pub mod measure;
 mod runtime;
@@ -44,6 +47,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 
+pub use error::FailureKind;
 pub use runtime::{EPOCH_TICK, REUSE_MAX_IDLE, REUSE_MAX_MEMORY};
 
 // The embedding guide's examples are compiled and run as doc tests.
@@ -85,8 +89,8 @@ pub struct Limits {
     /// Above 1, an instance whose connection ended without a failed call is
     /// kept (at most [`REUSE_MAX_IDLE`] idle instances) and handed to a later
     /// connection, until it has served this many, unless its memory grew
-    /// past [`REUSE_MAX_MEMORY`]. That saves instantiation and teardown,
-    /// about a fifth of a short connection's server CPU, but a later connection
+    /// past [`REUSE_MAX_MEMORY`]. That saves instantiation and teardown
+    /// (docs/bench.md has the measured share), but a later connection
     /// runs with the guest's global state and heap as the earlier one left
     /// them: turn it on only for components that keep per-connection state
     /// in their `connection` resource (the guest library's `Handler` does).
@@ -113,15 +117,17 @@ pub(crate) struct Shared {
     runtime: runtime::Runtime,
     limits: Limits,
     clock: tokio::time::Instant,
+    /// Failed guest calls, by [`FailureKind::index`].
+    failures: Arc<[AtomicU64; FailureKind::ALL.len()]>,
 }
 
 impl Shared {
-    /// Milliseconds since the server started: the `instant` passed to guests.
+    /// Milliseconds since the server started: the `milliseconds` passed to guests.
     pub(crate) fn now_ms(&self) -> u64 {
         u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// The tokio instant of a guest `instant`.
+    /// The tokio instant of a guest time in `milliseconds`.
     pub(crate) fn instant_at(&self, ms: u64) -> tokio::time::Instant {
         self.clock
             .checked_add(Duration::from_millis(ms))
@@ -209,6 +215,7 @@ impl ServerBuilder {
                 runtime,
                 limits,
                 clock: tokio::time::Instant::now(),
+                failures: Arc::default(),
             }),
         })
     }
@@ -229,6 +236,7 @@ pub struct Server {
 pub struct Monitor {
     live: Arc<AtomicUsize>,
     instantiated: Arc<AtomicU64>,
+    failures: Arc<[AtomicU64; FailureKind::ALL.len()]>,
 }
 
 impl Monitor {
@@ -241,6 +249,11 @@ impl Monitor {
     /// the component, fewer with [`Limits::instance_reuse`].
     pub fn instances_created(&self) -> u64 {
         self.instantiated.load(Ordering::Relaxed)
+    }
+
+    /// Guest failures of `kind` so far (each also logged with its kind).
+    pub fn guest_failures(&self, kind: FailureKind) -> u64 {
+        self.failures[kind.index()].load(Ordering::Relaxed)
     }
 }
 
@@ -274,6 +287,7 @@ impl Server {
         Monitor {
             live: self.live.clone(),
             instantiated: self.shared.runtime.instantiated.clone(),
+            failures: self.shared.failures.clone(),
         }
     }
 

@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::Limits;
-use crate::runtime::{HeadResult, Runtime, Transport};
+use crate::bindings::{HeadResult, Transport, socket_address};
+use crate::runtime::Runtime;
 
 /// Median durations of the steps of one connection's guest lifetime.
 #[derive(Debug, Clone)]
@@ -54,7 +55,7 @@ pub fn guest_lifetime_at(
     );
     let head = head.as_bytes();
     let transport = Transport {
-        peer: Some("127.0.0.1:40000".into()),
+        peer: Some(socket_address(BENCH_PEER)),
         tls: false,
     };
     let mask = [1u8, 2, 3, 4];
@@ -62,13 +63,13 @@ pub fn guest_lifetime_at(
     frame.extend_from_slice(&mask);
     frame.extend((0..64).map(|i| b'a' ^ mask[i % 4]));
 
-    let peer: std::sync::Arc<str> = "127.0.0.1:40000".into();
+    let peer = BENCH_PEER;
     let (mut inst, mut head_t, mut recv_t, mut down_t) = (vec![], vec![], vec![], vec![]);
     let mut warm_t = vec![];
     for _ in 0..connections {
         let t0 = Instant::now();
         let mut guest = runtime
-            .instantiate(&peer)
+            .instantiate(peer)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let t1 = Instant::now();
         let answer = guest
@@ -130,9 +131,13 @@ fn median(v: &mut [Duration]) -> Duration {
 /// criterion benchmarks (`cargo bench -p ws-edge-host`).
 pub struct GuestBench {
     runtime: Runtime,
-    peer: std::sync::Arc<str>,
+    peer: std::net::SocketAddr,
     transport: Transport,
 }
+
+/// The peer address the benchmarks pretend to serve.
+const BENCH_PEER: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40000);
 
 /// The opening handshake the benchmarks send (a browser-like upgrade).
 pub const BENCH_HEAD: &[u8] = b"GET /chat HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\
@@ -150,9 +155,9 @@ impl GuestBench {
         };
         Ok(Self {
             runtime: Runtime::new(wasm, &limits)?,
-            peer: "127.0.0.1:40000".into(),
+            peer: BENCH_PEER,
             transport: Transport {
-                peer: Some("127.0.0.1:40000".into()),
+                peer: Some(socket_address(BENCH_PEER)),
                 tls: false,
             },
         })
@@ -162,7 +167,7 @@ impl GuestBench {
     pub fn instantiate_and_drop(&self) -> anyhow::Result<()> {
         let guest = self
             .runtime
-            .instantiate(&self.peer)
+            .instantiate(self.peer)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         drop(guest);
         Ok(())
@@ -172,12 +177,12 @@ impl GuestBench {
     pub fn connect(&self) -> anyhow::Result<BenchConn> {
         let guest = self
             .runtime
-            .instantiate(&self.peer)
+            .instantiate(self.peer)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut c = BenchConn {
             guest,
             conn: None,
-            transport: self.transport.clone(),
+            transport: self.transport,
         };
         c.conn = Some(c.accept()?);
         Ok(c)
@@ -186,7 +191,7 @@ impl GuestBench {
 
 /// One instance with an accepted connection (dropped with it).
 pub struct BenchConn {
-    guest: crate::runtime::Guest,
+    guest: crate::instance::Guest,
     conn: Option<wasmtime::component::ResourceAny>,
     transport: Transport,
 }

@@ -12,6 +12,7 @@
 //! stdout at INFO, stderr at WARN (a panic message lands here), one event
 //! per line, lines capped at [`MAX_LINE`] bytes.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -34,22 +35,23 @@ pub(crate) enum Which {
 
 /// The peer of the connection an instance serves, shared by its log
 /// streams. An instance that serves several connections in turn
-/// (`Limits::instance_reuse`) gets the next peer written here.
+/// (`Limits::instance_reuse`) gets the next peer written here. The address
+/// is formatted only when the guest writes a line.
 #[derive(Clone)]
-pub(crate) struct PeerLabel(Arc<Mutex<Arc<str>>>);
+pub(crate) struct PeerLabel(Arc<Mutex<SocketAddr>>);
 
 impl PeerLabel {
-    pub(crate) fn new(peer: Arc<str>) -> Self {
+    pub(crate) fn new(peer: SocketAddr) -> Self {
         Self(Arc::new(Mutex::new(peer)))
     }
 
     /// Labels the instance's later log lines with `peer`.
-    pub(crate) fn set(&self, peer: Arc<str>) {
+    pub(crate) fn set(&self, peer: SocketAddr) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = peer;
     }
 
-    fn get(&self) -> Arc<str> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    fn get(&self) -> SocketAddr {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -308,7 +310,7 @@ mod tests {
 
     #[test]
     fn lines_are_split_and_capped() {
-        let mut log = LineLog::new(Which::Stdout, PeerLabel::new("p".into()));
+        let mut log = LineLog::new(Which::Stdout, PeerLabel::new(([192, 0, 2, 1], 5000).into()));
         log.push(b"one\ntw");
         assert_eq!(log.line, b"tw");
         log.push(b"o\n");

@@ -1,0 +1,373 @@
+//! One instance of the component, owned by one connection at a time: the
+//! guest calls, each with a fresh CPU deadline, and how they fail.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use wasmtime::Store;
+use wasmtime::component::{Func, ResourceAny, TypedFunc};
+
+use crate::bindings::{HandleHeadParams, HeadResult, Transmit, Transport, WebsocketServer};
+use crate::error::{FailureKind, GuestError};
+use crate::runtime::ConnData;
+
+/// One instance of the component with its store.
+pub(crate) struct Guest {
+    pub(crate) store: Store<ConnData>,
+    bindings: WebsocketServer,
+    /// `handle-head`, whose types [`Runtime::new`](crate::runtime::Runtime::new)
+    /// checked against [`HeadResult`].
+    handle_head: Func,
+    deadline_ticks: u64,
+    /// Connections this instance has been handed to, the current one included.
+    pub(crate) served: u32,
+    /// A call failed: the instance must not be used again.
+    pub(crate) failed: bool,
+}
+
+/// Runs a guest call, turning a trap, a refused memory grow and a host
+/// panic (for example from a WASI import that cannot run on a tokio worker)
+/// into a typed [`GuestError`].
+pub(crate) fn guarded<R>(
+    store: &mut Store<ConnData>,
+    call: impl FnOnce(&mut Store<ConnData>) -> wasmtime::Result<R>,
+) -> Result<R, GuestError> {
+    store.data_mut().reset_memory_refused();
+    match catch_unwind(AssertUnwindSafe(|| call(&mut *store))) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(GuestError::from_call(&e, store.data().memory_refused())),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            Err(GuestError::new(
+                FailureKind::Host,
+                format!("host panicked during a guest call: {msg}"),
+            ))
+        }
+    }
+}
+
+impl Guest {
+    /// Wraps a new instance.
+    pub(crate) fn new(
+        store: Store<ConnData>,
+        bindings: WebsocketServer,
+        handle_head: Func,
+        deadline_ticks: u64,
+    ) -> Self {
+        Guest {
+            store,
+            bindings,
+            handle_head,
+            deadline_ticks,
+            served: 1,
+            failed: false,
+        }
+    }
+
+    /// `handle-head` as an untyped function (for the start-up type check).
+    pub(crate) fn handle_head_func(&self) -> Func {
+        self.handle_head
+    }
+
+    /// Runs one call with a fresh CPU deadline; a failure marks the
+    /// instance as not reusable.
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&WebsocketServer, &mut Store<ConnData>) -> wasmtime::Result<R>,
+    ) -> Result<R, GuestError> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let bindings = &self.bindings;
+        let result = guarded(&mut self.store, |store| f(bindings, store));
+        self.failed |= result.is_err();
+        result
+    }
+
+    /// Calls `handle-head`.
+    pub(crate) fn handle_head(
+        &mut self,
+        head: &[u8],
+        transport: &Transport,
+        now: u64,
+    ) -> Result<HeadResult, GuestError> {
+        // SAFETY: `Runtime::new` checked on an instance of the same component
+        // that `handle-head` has exactly these parameter and result types;
+        // every instance of a component has the same types, and the check
+        // does not depend on the parameters' lifetimes.
+        let func = unsafe {
+            TypedFunc::<HandleHeadParams<'_>, (HeadResult,)>::new_unchecked(self.handle_head)
+        };
+        self.call(|_, store| func.call(store, (head, transport, now)).map(|(r,)| r))
+    }
+
+    /// Calls `connection.receive`.
+    pub(crate) fn receive(
+        &mut self,
+        conn: ResourceAny,
+        data: &[u8],
+        now: u64,
+    ) -> Result<Transmit, GuestError> {
+        self.call(|b, store| {
+            b.ws_edge_websocket_websocket_request()
+                .connection()
+                .call_receive(store, conn, data, now)
+        })
+    }
+
+    /// Calls `connection.tick`.
+    pub(crate) fn tick(&mut self, conn: ResourceAny, now: u64) -> Result<Transmit, GuestError> {
+        self.call(|b, store| {
+            b.ws_edge_websocket_websocket_request()
+                .connection()
+                .call_tick(store, conn, now)
+        })
+    }
+
+    /// Calls `connection.close`.
+    pub(crate) fn close(
+        &mut self,
+        conn: ResourceAny,
+        code: u16,
+        reason: &str,
+        now: u64,
+    ) -> Result<Transmit, GuestError> {
+        self.call(|b, store| {
+            b.ws_edge_websocket_websocket_request()
+                .connection()
+                .call_close(store, conn, code, reason, now)
+        })
+    }
+
+    /// Calls `connection.disconnected`.
+    pub(crate) fn disconnected(
+        &mut self,
+        conn: ResourceAny,
+        now: u64,
+    ) -> Result<Transmit, GuestError> {
+        self.call(|b, store| {
+            b.ws_edge_websocket_websocket_request()
+                .connection()
+                .call_disconnected(store, conn, now)
+        })
+    }
+
+    /// Drops a resource the guest handed out (runs its destructor in the
+    /// guest). A failure is logged and keeps the instance from being reused.
+    pub(crate) fn drop_resource(&mut self, conn: ResourceAny) {
+        if let Err(e) = self.call(|_, store| conn.resource_drop(store)) {
+            tracing::debug!(kind = %e.kind, "dropping the connection resource failed: {e}");
+        }
+    }
+
+    /// Calls `handle-request` (not used by the TCP host, which has raw bytes).
+    #[cfg(test)]
+    pub(crate) fn handle_request(
+        &mut self,
+        request: &crate::bindings::tests_only::Request,
+        now: u64,
+    ) -> Result<crate::bindings::tests_only::Handshake, GuestError> {
+        self.call(|b, store| {
+            b.ws_edge_websocket_websocket_request()
+                .call_handle_request(store, request, now)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every function of `websocket-request`, called through wasmtime on the
+    //! bundled echo component.
+
+    use crate::Limits;
+    use crate::bindings::tests_only as wit;
+    use crate::bindings::{ConnectionState, Ending, HeadResult, Timer, Transport, socket_address};
+    use crate::error::FailureKind;
+    use crate::runtime::Runtime;
+
+    const HEAD: &[u8] = b"GET /x HTTP/1.1\r\nHost: a.example\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+
+    fn runtime() -> Runtime {
+        let limits = Limits {
+            max_connections: 4,
+            ..Limits::default()
+        };
+        Runtime::new(crate::ECHO_COMPONENT, &limits).expect("echo compiles")
+    }
+
+    fn transport() -> Transport {
+        Transport {
+            peer: Some(socket_address("192.0.2.1:5000".parse().expect("address"))),
+            tls: false,
+        }
+    }
+
+    fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8, 9, 8, 7, 6];
+        f.extend(
+            payload
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ [9, 8, 7, 6][i % 4]),
+        );
+        f
+    }
+
+    #[test]
+    fn handle_head_incomplete_then_complete_with_leftover() {
+        let rt = runtime();
+        let mut g = rt
+            .instantiate(([192, 0, 2, 1], 5000).into())
+            .expect("instance");
+        let partial = g.handle_head(&HEAD[..40], &transport(), 0).expect("call");
+        assert!(matches!(partial, HeadResult::Incomplete));
+
+        let mut bytes = HEAD.to_vec();
+        bytes.extend(masked(0x1, b"hi"));
+        let HeadResult::Complete(hh) = g.handle_head(&bytes, &transport(), 0).expect("call") else {
+            panic!("complete head expected");
+        };
+        assert_eq!(hh.consumed as usize, HEAD.len());
+        let r = &hh.handshake.response;
+        assert_eq!(r.status, 101);
+        assert!(r.wire.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+        // Only `wire` is copied out of the guest (see `lifted`).
+        let accept = b"\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n";
+        assert!(r.wire.windows(accept.len()).any(|w| w == accept));
+        let conn = hh.handshake.connection.expect("accepted");
+
+        let t = g.receive(conn, &bytes[HEAD.len()..], 1).expect("receive");
+        assert_eq!(t.bytes, [0x81, 2, b'h', b'i']);
+        assert!(matches!(t.state, ConnectionState::Open));
+        assert!(t.deadline.is_some(), "keepalive armed");
+
+        // Host-initiated close, then the peer's reply completes it.
+        let t = g.close(conn, 1001, "bye", 2).expect("close");
+        assert_eq!(&t.bytes[..4], &[0x88, 5, 0x03, 0xE9]);
+        assert!(matches!(t.state, ConnectionState::Closing));
+        let t = g
+            .receive(conn, &masked(0x8, &1001u16.to_be_bytes()), 3)
+            .expect("receive");
+        assert!(t.bytes.is_empty());
+        let ConnectionState::Closed(Ending::Clean(frame)) = t.state else {
+            panic!("clean close expected");
+        };
+        assert_eq!(frame.code, 1001);
+        assert_eq!(t.deadline, None);
+        g.drop_resource(conn);
+    }
+
+    #[test]
+    fn a_protocol_error_is_a_failed_ending() {
+        let rt = runtime();
+        let mut g = rt
+            .instantiate(([192, 0, 2, 1], 5000).into())
+            .expect("instance");
+        let HeadResult::Complete(hh) = g.handle_head(HEAD, &transport(), 0).expect("call") else {
+            panic!("complete head expected");
+        };
+        let conn = hh.handshake.connection.expect("accepted");
+        // An unmasked client frame (RFC 6455 §5.1).
+        let t = g.receive(conn, &[0x81, 1, b'x'], 1).expect("receive");
+        assert_eq!(&t.bytes[..4], &[0x88, t.bytes[1], 0x03, 0xEA], "1002 sent");
+        let ConnectionState::Closed(Ending::Failed(frame)) = t.state else {
+            panic!("failed ending expected");
+        };
+        assert_eq!(frame.code, 1002);
+        g.drop_resource(conn);
+    }
+
+    #[test]
+    fn tick_and_disconnected() {
+        let rt = runtime();
+        let mut g = rt
+            .instantiate(([192, 0, 2, 1], 5000).into())
+            .expect("instance");
+        let HeadResult::Complete(hh) = g.handle_head(HEAD, &transport(), 100).expect("call") else {
+            panic!("complete head expected");
+        };
+        let conn = hh.handshake.connection.expect("accepted");
+        let t = g.tick(conn, 100).expect("tick");
+        assert!(t.bytes.is_empty(), "nothing due yet");
+        let deadline = t.deadline.expect("keepalive deadline");
+        let t = g.tick(conn, deadline).expect("tick");
+        assert_eq!(t.bytes, [0x89, 0], "keepalive ping");
+        let t = g.disconnected(conn, deadline + 1).expect("disconnected");
+        assert!(matches!(t.state, ConnectionState::Closed(Ending::Lost)));
+        g.drop_resource(conn);
+
+        // Unanswered keepalive: timed out.
+        let HeadResult::Complete(hh) = g.handle_head(HEAD, &transport(), 0).expect("call") else {
+            panic!("complete head expected");
+        };
+        let conn = hh.handshake.connection.expect("accepted");
+        let mut t = g.tick(conn, 0).expect("tick");
+        for _ in 0..3 {
+            let Some(at) = t.deadline else { break };
+            t = g.tick(conn, at).expect("tick");
+        }
+        assert!(
+            matches!(
+                t.state,
+                ConnectionState::Closed(Ending::TimedOut(Timer::Keepalive))
+            ),
+            "{:?}",
+            t.state
+        );
+        g.drop_resource(conn);
+    }
+
+    #[test]
+    fn handle_request_validates_like_handle_head() {
+        let rt = runtime();
+        let mut g = rt
+            .instantiate(([192, 0, 2, 1], 5000).into())
+            .expect("instance");
+        let header = |n: &str, v: &str| wit::Header {
+            name: n.into(),
+            value: v.as_bytes().to_vec(),
+        };
+        let mut request = wit::Request {
+            method: "GET".into(),
+            target: "/chat".into(),
+            version: wit::HttpVersion { major: 1, minor: 1 },
+            headers: vec![
+                header("Host", "a.example"),
+                header("Upgrade", "websocket"),
+                header("Connection", "Upgrade"),
+                header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                header("Sec-WebSocket-Version", "13"),
+            ],
+            transport: transport(),
+        };
+        let hs = g.handle_request(&request, 0).expect("call");
+        assert_eq!(hs.response.status, 101);
+        let conn = hs.connection.expect("accepted");
+        g.drop_resource(conn);
+
+        request.headers.truncate(3);
+        let hs = g.handle_request(&request, 0).expect("call");
+        assert_eq!(hs.response.status, 400);
+        assert!(hs.connection.is_none());
+    }
+
+    #[test]
+    fn a_call_on_a_dropped_resource_is_a_trap_and_spoils_the_instance() {
+        let rt = runtime();
+        let mut g = rt
+            .instantiate(([192, 0, 2, 1], 5000).into())
+            .expect("instance");
+        let HeadResult::Complete(hh) = g.handle_head(HEAD, &transport(), 0).expect("call") else {
+            panic!("complete head expected");
+        };
+        let conn = hh.handshake.connection.expect("accepted");
+        g.drop_resource(conn);
+        assert!(!g.failed);
+        let e = g.tick(conn, 1).expect_err("the handle is gone");
+        assert_eq!(e.kind, FailureKind::Trap, "{e}");
+        assert!(g.failed);
+    }
+}
