@@ -13,9 +13,18 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use wasmtime::component::ResourceAny;
 
+use std::sync::atomic::Ordering;
+
+use ws_edge::handshake::Response;
+use ws_edge::protocol::CloseFrame;
+
 use crate::Shared;
+use crate::bindings::{
+    ConnectionState, Ending, HeadResult, Timer, Transmit, Transport, socket_address,
+};
+use crate::error::{FailureKind, GuestError};
 use crate::http;
-use crate::runtime::{ConnectionState, Guest, GuestError, HeadResult, Transmit, Transport};
+use crate::instance::Guest;
 
 /// Size of the per-thread buffer that socket reads land in before they are
 /// copied into the guest. Reads happen right before a synchronous guest call,
@@ -66,228 +75,297 @@ impl_socket!(TcpStream);
 #[cfg(unix)]
 impl_socket!(tokio::net::UnixStream);
 
-/// Serves one accepted connection to the end. Never panics on anything
-/// the peer or the guest does; logs why the connection ended.
+/// Serves one accepted connection to the end: read the head, let the
+/// component answer it, pump bytes, close. Never panics on anything the
+/// peer or the guest does; logs why the connection ended.
 pub(crate) async fn serve<S: Socket>(
     mut stream: S,
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let limits = &shared.limits;
+    let write_timeout = shared.limits.write_timeout;
+    let head = match read_head(&mut stream, peer, &shared.limits, &mut shutdown).await {
+        Ok(head) => head,
+        Err(Some(refusal)) => return reply_and_close(&mut stream, &refusal, write_timeout).await,
+        Err(None) => return,
+    };
+    if http::is_demo_request(head.bytes()) {
+        tracing::debug!(%peer, "serving the demo page");
+        return reply_and_close(&mut stream, &http::demo_response(), write_timeout).await;
+    }
+    let Some(mut upgraded) = handshake(&mut stream, peer, &shared, head).await else {
+        return;
+    };
+    let end = pump(&mut stream, &mut upgraded, &shared, &mut shutdown).await;
+    let Upgraded {
+        mut guest, conn, ..
+    } = upgraded;
+    // The guest is done with this connection: release its instance before
+    // the (possibly lingering) close.
+    if !guest.failed {
+        guest.drop_resource(conn);
+    }
+    shared.runtime.recycle(guest);
+    close(&mut stream, peer, &shared, end).await;
+}
 
-    // Phase 1: read the request head, host side, so the guest is called once.
+/// A complete request head: everything read so far, and where the head ends
+/// (bytes after it are the client's first frames).
+struct Head {
+    buf: Vec<u8>,
+    end: usize,
+}
+
+impl Head {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.end]
+    }
+}
+
+/// Reads until the request head is complete. On failure, the response to
+/// send (431, 408), or `None` when the peer left or the server is shutting
+/// down and nothing should be written.
+async fn read_head<S: Socket>(
+    stream: &mut S,
+    peer: SocketAddr,
+    limits: &crate::Limits,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Head, Option<Vec<u8>>> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut scanned = 0;
-    let head_deadline = Instant::now() + limits.head_timeout;
-    let head_end = loop {
+    let deadline = Instant::now() + limits.head_timeout;
+    loop {
         if buf.len() > limits.max_head_bytes {
             tracing::debug!(%peer, bytes = buf.len(), "request head too large");
-            let body = "request header fields too large\n";
-            finish(
-                &mut stream,
-                &http::simple_response(431, "Request Header Fields Too Large", body),
-                limits.write_timeout,
-            )
-            .await;
-            return;
+            return Err(Some(plain(431, "request header fields too large\n")));
         }
         let room = limits.max_head_bytes + 1 - buf.len();
         let mut chunk = [0u8; 4096];
         let want = room.min(chunk.len());
         let read = tokio::select! {
-            r = tokio::time::timeout_at(head_deadline, stream.read(&mut chunk[..want])) => r,
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            r = tokio::time::timeout_at(deadline, stream.read(&mut chunk[..want])) => r,
+            _ = shutdown.wait_for(|stop| *stop) => return Err(None),
         };
         match read {
             Err(_elapsed) => {
                 tracing::info!(%peer, bytes = buf.len(), "timed out waiting for the request head");
-                let body = "timed out waiting for the request head\n";
-                finish(
-                    &mut stream,
-                    &http::simple_response(408, "Request Timeout", body),
-                    limits.write_timeout,
-                )
-                .await;
-                return;
+                return Err(Some(plain(408, "timed out waiting for the request head\n")));
             }
             Ok(Ok(0)) => {
                 tracing::debug!(%peer, bytes = buf.len(), "peer closed before sending a complete head");
-                return;
+                return Err(None);
             }
             Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
             Ok(Err(e)) => {
                 tracing::debug!(%peer, "read error before the head was complete: {e}");
-                return;
+                return Err(None);
             }
         }
         if let Some(end) = http::find_head_end(&buf, scanned) {
-            break end;
+            return Ok(Head { buf, end });
         }
         scanned = buf.len();
-    };
-
-    if http::is_demo_request(&buf[..head_end]) {
-        tracing::debug!(%peer, "serving the demo page");
-        finish(&mut stream, &http::demo_response(), limits.write_timeout).await;
-        return;
     }
+}
 
-    // Phase 2: the guest answers the head.
-    let peer_label: Arc<str> = peer.to_string().into();
-    let mut guest = match shared.runtime.instantiate(&peer_label) {
+/// An upgraded connection: its instance, its `connection` resource and the
+/// answer to the first call on it.
+struct Upgraded {
+    guest: Guest,
+    conn: ResourceAny,
+    first: Option<Result<Transmit, GuestError>>,
+}
+
+/// Lets the component answer the head. Writes the response; returns the
+/// upgraded connection, or `None` when the connection is over (rejected,
+/// refused after a guest failure, or the peer left).
+async fn handshake<S: Socket>(
+    stream: &mut S,
+    peer: SocketAddr,
+    shared: &Shared,
+    head: Head,
+) -> Option<Upgraded> {
+    let write_timeout = shared.limits.write_timeout;
+    let mut guest = match shared.runtime.instantiate(peer) {
         Ok(guest) => guest,
         Err(e) => {
-            tracing::error!(%peer, "instantiating the component failed: {e}");
-            finish(
-                &mut stream,
-                &http::simple_response(503, "Service Unavailable", "no instance available\n"),
-                limits.write_timeout,
-            )
-            .await;
-            return;
+            refuse(stream, peer, shared, e).await;
+            return None;
         }
     };
     let transport = Transport {
-        peer: Some(peer_label.to_string()),
+        peer: Some(socket_address(peer)),
         tls: false,
     };
-    let answer = guest.handle_head(&buf, &transport, shared.now_ms());
-    let head = match answer {
-        Ok(HeadResult::Complete(head)) => head,
+    let answer = match guest.handle_head(&head.buf, &transport, shared.now_ms()) {
+        Ok(HeadResult::Complete(answer)) => answer,
+        // The host found an empty line but the component's parser disagrees.
         Ok(HeadResult::Incomplete) => {
-            // The host found an empty line but the guest's parser disagrees:
-            // treat it as malformed rather than waiting for more.
-            tracing::warn!(%peer, "guest found no complete head where the host did");
-            finish(
-                &mut stream,
-                &http::simple_response(400, "Bad Request", "malformed request head\n"),
-                limits.write_timeout,
-            )
-            .await;
-            return;
+            let e = GuestError::new(
+                FailureKind::Contract,
+                "incomplete for a head the host found complete",
+            );
+            guest.failed = true;
+            shared.runtime.recycle(guest);
+            refuse(stream, peer, shared, e).await;
+            return None;
         }
         Err(e) => {
-            tracing::warn!(%peer, "guest failed on the request head: {e}");
-            finish(
-                &mut stream,
-                &http::simple_response(500, "Internal Server Error", "internal error\n"),
-                limits.write_timeout,
-            )
-            .await;
-            return;
+            shared.runtime.recycle(guest);
+            refuse(stream, peer, shared, e).await;
+            return None;
         }
     };
 
-    let consumed = head.consumed as usize;
-    let response = head.handshake.response;
-    let connection = head.handshake.connection;
-    let valid = consumed <= buf.len() && (response.status == 101) == connection.is_some();
-    if !valid {
-        tracing::warn!(%peer, status = response.status, consumed, "guest returned an inconsistent handshake");
+    let consumed = answer.consumed as usize;
+    let response = answer.handshake.response;
+    let connection = answer.handshake.connection;
+    let consistent = consumed <= head.buf.len() && (response.status == 101) == connection.is_some();
+    if !consistent {
+        let e = GuestError::new(
+            FailureKind::Contract,
+            format!(
+                "inconsistent handshake (status {}, connection {}, consumed {consumed} of {})",
+                response.status,
+                connection.is_some(),
+                head.buf.len()
+            ),
+        );
         if let Some(conn) = connection {
             guest.drop_resource(conn);
         }
-        finish(
-            &mut stream,
-            &http::simple_response(500, "Internal Server Error", "internal error\n"),
-            limits.write_timeout,
-        )
-        .await;
-        return;
+        guest.failed = true;
+        shared.runtime.recycle(guest);
+        refuse(stream, peer, shared, e).await;
+        return None;
     }
     let Some(conn) = connection else {
         tracing::debug!(%peer, status = response.status, "handshake rejected");
         shared.runtime.recycle(guest);
-        finish(&mut stream, &response.wire, limits.write_timeout).await;
-        return;
+        reply_and_close(stream, &response.wire, write_timeout).await;
+        return None;
     };
 
-    if let Err(e) = write_all(&mut stream, &response.wire, limits.write_timeout).await {
+    if let Err(e) = write_all(stream, &response.wire, write_timeout).await {
         tracing::debug!(%peer, "writing the 101 response failed: {e}");
         let _ = guest.disconnected(conn, shared.now_ms());
         guest.drop_resource(conn);
         shared.runtime.recycle(guest);
-        return;
+        return None;
     }
     tracing::debug!(%peer, "connection upgraded");
 
     // Either call returns the first deadline: without it a client that says
     // nothing after the handshake would never be pinged or dropped.
-    let first = if consumed < buf.len() {
-        guest.receive(conn, &buf[consumed..], shared.now_ms())
+    let first = if consumed < head.buf.len() {
+        guest.receive(conn, &head.buf[consumed..], shared.now_ms())
     } else {
         guest.tick(conn, shared.now_ms())
     };
-    drop(buf);
-
-    let end = pump(
-        &mut stream,
-        &mut guest,
+    Some(Upgraded {
+        guest,
         conn,
-        Some(first),
-        &shared,
-        &mut shutdown,
-    )
-    .await;
-    match &end {
-        End::Closed(code) => tracing::debug!(%peer, code, "connection closed"),
-        End::Guest(e) => tracing::warn!(%peer, "guest failed, closing with 1011: {e}"),
-        End::Io(e) => tracing::debug!(%peer, "socket error: {e}"),
-    }
-    // The guest is done with this connection: release its instance before
-    // the (possibly lingering) close.
-    guest.drop_resource(conn);
-    shared.runtime.recycle(guest);
+        first: Some(first),
+    })
+}
+
+/// Ends an upgraded connection as the pump's end says: at once after a
+/// clean close handshake, after a brief drain when our close frame may race
+/// the peer's data, with the core's 1011 close frame after a guest failure.
+async fn close<S: Socket>(stream: &mut S, peer: SocketAddr, shared: &Shared, end: End) {
+    let write_timeout = shared.limits.write_timeout;
     match end {
-        End::Guest(_) => {
-            let frame = http::close_frame(1011, "internal error");
-            finish(&mut stream, &frame, limits.write_timeout).await;
+        End::Closed(ending) => {
+            tracing::debug!(%peer, ending = ending_name(&ending), "connection closed");
+            match ending {
+                // Both close frames were exchanged: the peer sends nothing
+                // more, so closing now cannot reset anything in flight.
+                Ending::Clean(_) => {
+                    let _ = stream.shutdown().await;
+                }
+                // We failed the connection or a timer ran out: the peer may
+                // still be sending, so drain briefly before closing.
+                Ending::Failed(_) | Ending::TimedOut(_) => {
+                    reply_and_close(stream, &[], write_timeout).await;
+                }
+                Ending::Lost => {}
+            }
         }
-        // Both close frames were exchanged: the peer sends nothing more, so
-        // closing now cannot reset anything in flight. No need to wait for
-        // its FIN (that wait cost a wakeup and a read per connection).
-        End::Closed(code) if exchanged_close_frames(code) => {
-            let _ = stream.shutdown().await;
+        End::Guest(e) => {
+            record_failure(peer, shared, &e);
+            let mut frame = Vec::with_capacity(2 + 2 + 14);
+            CloseFrame {
+                code: e.kind.close_code(),
+                reason: "internal error".to_owned(),
+            }
+            .write_to(&mut frame);
+            reply_and_close(stream, &frame, write_timeout).await;
         }
-        // We failed the connection or it timed out: the peer may still be
-        // sending, so drain briefly before closing.
-        End::Closed(_) => finish(&mut stream, &[], limits.write_timeout).await,
-        End::Io(_) => {}
+        End::Io(e) => tracing::debug!(%peer, "socket error: {e}"),
     }
 }
 
-/// Whether a connection that reached `closed` with `code` exchanged both
-/// close frames. The close code says it: a component that fails the
-/// connection itself reports 1002, 1007 or 1009 (the codes of protocol
-/// errors, RFC 6455 §7.4.1) without waiting for the peer's close frame, and
-/// 1006 when the close handshake timed out or never happened; any other code
-/// is the one of a close frame the peer sent. Guessing wrong only costs time
-/// (a needless drain) or, for a peer that keeps sending after its own close
-/// frame, a reset it brought on itself.
-fn exchanged_close_frames(code: u16) -> bool {
-    !matches!(code, 1002 | 1006 | 1007 | 1009)
+/// The name of an ending for log lines.
+fn ending_name(ending: &Ending) -> &'static str {
+    match ending {
+        Ending::Clean(_) => "clean",
+        Ending::Failed(_) => "failed",
+        Ending::TimedOut(Timer::Keepalive) => "keepalive timeout",
+        Ending::TimedOut(Timer::CloseHandshake) => "close handshake timeout",
+        Ending::Lost => "lost",
+    }
+}
+
+/// Logs and counts a guest failure by its kind.
+fn record_failure(peer: SocketAddr, shared: &Shared, e: &GuestError) {
+    shared.failures[e.kind.index()].fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(%peer, kind = %e.kind, "guest failed: {}", e.detail);
+}
+
+/// Answers a guest failure before the upgrade with the status its kind
+/// calls for, and closes.
+async fn refuse<S: Socket>(stream: &mut S, peer: SocketAddr, shared: &Shared, e: GuestError) {
+    record_failure(peer, shared, &e);
+    let body = match e.kind {
+        FailureKind::Instantiation => "no instance available\n",
+        _ => "internal error\n",
+    };
+    reply_and_close(
+        stream,
+        &plain(e.kind.status(), body),
+        shared.limits.write_timeout,
+    )
+    .await;
+}
+
+/// A response the host writes on its own, from the core's one builder.
+fn plain(status: u16, body: &str) -> Vec<u8> {
+    Response::plain(status, body).to_bytes()
 }
 
 /// Why the pump stopped.
 enum End {
-    /// The state became `closed` (with this close code) and its last bytes
-    /// were written.
-    Closed(u16),
+    /// The state became `closed` (ending so) and its last bytes were
+    /// written.
+    Closed(Ending),
     /// A guest call failed.
     Guest(GuestError),
     /// The socket failed or the peer went away (the guest was told).
     Io(io::Error),
 }
 
+/// Moves bytes between the socket and the `connection` resource, calls
+/// `tick` at its deadlines and `close` at shutdown, until the state is
+/// `closed`, a guest call fails or the socket does.
 async fn pump<S: Socket>(
     stream: &mut S,
-    guest: &mut Guest,
-    conn: ResourceAny,
-    first: Option<Result<Transmit, GuestError>>,
+    upgraded: &mut Upgraded,
     shared: &Shared,
     shutdown: &mut watch::Receiver<bool>,
 ) -> End {
+    let Upgraded { guest, conn, first } = upgraded;
+    let conn = *conn;
     let write_timeout = shared.limits.write_timeout;
     let sleep = tokio::time::sleep_until(Instant::now());
     tokio::pin!(sleep);
@@ -296,7 +374,7 @@ async fn pump<S: Socket>(
     // The server dropped its shutdown sender (its `run` future was dropped):
     // treat that as a shutdown too, or `changed()` would fire forever.
     let mut server_gone = false;
-    let mut next = first;
+    let mut next = first.take();
 
     loop {
         if let Some(result) = next.take() {
@@ -310,8 +388,8 @@ async fn pump<S: Socket>(
                 let _ = guest.disconnected(conn, shared.now_ms());
                 return End::Io(e);
             }
-            if let ConnectionState::Closed(frame) = transmit.state {
-                return End::Closed(frame.code);
+            if let ConnectionState::Closed(ending) = transmit.state {
+                return End::Closed(ending);
             }
             // Re-arm only when the deadline moves earlier. The keepalive
             // deadline moves later with every message; an armed timer that
@@ -358,8 +436,8 @@ async fn pump<S: Socket>(
                         // handle it: let other connections on this worker
                         // run. Without this a flooding peer keeps the task
                         // busy for tokio's whole coop budget (128 reads and
-                        // guest calls) per poll, and 50 flooders delayed a
-                        // bystander's echo by 1.3 s (`make drills`, pingflood).
+                        // guest calls) per poll, and bystanders on the same
+                        // worker wait (`make drills`, pingflood).
                         if full {
                             tokio::task::yield_now().await;
                         }
@@ -409,7 +487,7 @@ async fn write_all<S: Socket>(stream: &mut S, bytes: &[u8], timeout: Duration) -
 
 /// Writes `bytes`, closes our side, and drains the peer briefly so the bytes
 /// are not destroyed by a reset. Errors only end it early.
-async fn finish<S: Socket>(stream: &mut S, bytes: &[u8], write_timeout: Duration) {
+async fn reply_and_close<S: Socket>(stream: &mut S, bytes: &[u8], write_timeout: Duration) {
     if !bytes.is_empty() && write_all(stream, bytes, write_timeout).await.is_err() {
         return;
     }

@@ -1,6 +1,7 @@
-//! The little HTTP the host itself needs: finding the end of a request head,
-//! recognising a plain `GET /` for the demo page, and the responses the host
-//! writes when no guest answer is available.
+//! The little HTTP the host itself needs: finding the end of a request head
+//! and recognising and answering a plain `GET /` for the demo page. The
+//! responses and close frames the host writes when no guest answer is
+//! available come from the core (`Response::plain`, `CloseFrame::write_to`).
 
 /// Returns the length of the request head (up to and including the empty
 /// line) if `buf` holds a complete one.
@@ -42,15 +43,6 @@ pub(crate) fn is_demo_request(head: &[u8]) -> bool {
             .any(|h| h.name.eq_ignore_ascii_case("upgrade"))
 }
 
-/// A complete `Connection: close` response with a plain-text body.
-pub(crate) fn simple_response(status: u16, reason: &str, body: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
 /// The demo page as a complete HTTP response.
 pub(crate) fn demo_response() -> Vec<u8> {
     let body = DEMO_PAGE;
@@ -59,25 +51,6 @@ pub(crate) fn demo_response() -> Vec<u8> {
         body.len()
     )
     .into_bytes()
-}
-
-/// A server close frame (unmasked, RFC 6455 §5.5.1) with `code` and `reason`.
-pub(crate) fn close_frame(code: u16, reason: &str) -> Vec<u8> {
-    let mut reason = reason.as_bytes();
-    if reason.len() > 123 {
-        let mut end = 123;
-        while std::str::from_utf8(&reason[..end]).is_err() {
-            end -= 1;
-        }
-        reason = &reason[..end];
-    }
-    let mut frame = Vec::with_capacity(4 + reason.len());
-    frame.push(0x88);
-    // At most 125 bytes, so the 7-bit length form always applies.
-    frame.push(2 + reason.len() as u8);
-    frame.extend_from_slice(&code.to_be_bytes());
-    frame.extend_from_slice(reason);
-    frame
 }
 
 const DEMO_PAGE: &str = include_str!("demo.html");
@@ -119,16 +92,5 @@ mod tests {
         ));
         assert!(!is_demo_request(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n"));
         assert!(!is_demo_request(b"GET /chat HTTP/1.1\r\nHost: x\r\n\r\n"));
-    }
-
-    #[test]
-    fn close_frame_truncates_reason_at_char_boundary() {
-        let reason = "é".repeat(100);
-        let frame = close_frame(1001, &reason);
-        assert_eq!(frame[0], 0x88);
-        assert_eq!(frame[1] as usize, frame.len() - 2);
-        assert!(frame.len() - 2 <= 125);
-        assert!(std::str::from_utf8(&frame[4..]).is_ok());
-        assert_eq!(u16::from_be_bytes([frame[2], frame[3]]), 1001);
     }
 }

@@ -1,18 +1,19 @@
 //! Guests that panic, loop forever or exhaust their memory end only their
 //! own connection: 500 before the upgrade, close 1011 after it, while other
-//! connections on the same server keep echoing.
+//! connections on the same server keep echoing; the host names the kind of
+//! each failure.
 
 use std::time::Duration;
 
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
-use ws_edge_host::Limits;
+use ws_edge_host::{FailureKind, Limits};
 
 use crate::common::*;
 
 /// Runs the fault drill for a component whose text message `trigger` and
-/// path `/<trigger>` misbehave.
-async fn drill(component: &str, trigger: &str, limits: Limits) {
+/// path `/<trigger>` misbehave, failing with `kind`.
+async fn drill(component: &str, trigger: &str, limits: Limits, kind: FailureKind) {
     let server = TestServer::start(component, limits).await;
 
     let mut bystander = connect(&server.url("/")).await;
@@ -34,6 +35,15 @@ async fn drill(component: &str, trigger: &str, limits: Limits) {
     assert_eq!(r.status, 500, "{r:?}");
 
     assert_echo(&mut bystander, "and still here").await;
+    // Both failures were of the expected kind, and nothing else failed.
+    for k in FailureKind::ALL {
+        let want = if k == kind { 2 } else { 0 };
+        assert_eq!(
+            server.monitor.guest_failures(k),
+            want,
+            "failures of kind {k}"
+        );
+    }
     // A new connection gets a fresh instance.
     let mut fresh = connect(&server.url("/")).await;
     assert_echo(&mut fresh, "new instance").await;
@@ -45,7 +55,7 @@ async fn drill(component: &str, trigger: &str, limits: Limits) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panicking_guest_ends_only_its_connection() {
-    drill("guest_panic", "panic", test_limits()).await;
+    drill("guest_panic", "panic", test_limits(), FailureKind::Trap).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +64,7 @@ async fn looping_guest_is_stopped_by_the_cpu_deadline() {
         cpu_deadline: Duration::from_millis(50),
         ..test_limits()
     };
-    drill("guest_spin", "spin", limits).await;
+    drill("guest_spin", "spin", limits, FailureKind::CpuDeadline).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +73,7 @@ async fn memory_hog_is_stopped_by_the_memory_cap() {
         memory_per_connection: 16 << 20,
         ..test_limits()
     };
-    drill("guest_hog", "hog", limits).await;
+    drill("guest_hog", "hog", limits, FailureKind::MemoryCap).await;
 }
 
 /// A client that sends but never reads: the host stops reading from it once
