@@ -9,11 +9,17 @@ GUESTS   := example-echo example-chat-auth example-reject \
 GUEST_DIR := target/guests/wasm32-wasip2/guest
 COMPOSED  := $(GUEST_DIR)/composed.wasm
 
+# The build scripts of the host (the bundled echo component) and of
+# tests/programs (the components of the tests) build into their OUT_DIR by
+# default; here they share target/guests with `make guests`, so each
+# component is built once, not once per build profile and crate.
+export WS_EDGE_GUEST_TARGET_DIR := $(CURDIR)/target/guests
+
 .PHONY: run build guests sizes test test-deps fmt-check clippy unit e2e autobahn \
         check-wit cli-check portability fuzz bench bench-smoke compose drills
 
-## Build the host (it builds and embeds the guest components) and serve the
-## echo component on $(LISTEN).
+## Build the host (it builds and embeds the echo component) and serve it on
+## $(LISTEN).
 run: build
 	target/release/ws-edge serve --listen $(LISTEN)
 
@@ -24,7 +30,7 @@ build: wasm32-wasip2
 wasm32-wasip2:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-## The guest components alone (same target dir as the host's build script).
+## The guest components alone (the target dir the build scripts share here).
 guests: wasm32-wasip2
 	$(CARGO) build --profile guest --target wasm32-wasip2 --target-dir target/guests \
 		$(addprefix -p ,$(GUESTS))

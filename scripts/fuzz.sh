@@ -26,7 +26,9 @@
 # feature and, unless FUZZ_SANITIZER says otherwise, without a sanitizer
 # (wasmtime's signal handlers and a sanitizer build of it do not mix well,
 # and the uninstrumented build runs several times faster). It embeds the
-# echo component from target/guests/ (`make guests` builds it). It is built
+# echo component from target/guests/ (`make guests` builds it) through
+# WS_EDGE_PREBUILT_ECHO, so the host's build script does not build it again
+# with the nightly toolchain. It is built
 # with -O: cargo-fuzz would otherwise enable debug assertions in wasmtime and
 # Cranelift too; fuzz/Cargo.toml keeps them (and overflow checks) on for
 # ws-edge's own crates.
@@ -87,7 +89,7 @@ for t in "${targets[@]}"; do
         # -O: no debug assertions in wasmtime/Cranelift (fuzz/Cargo.toml keeps
         # them, and overflow checks, on for ws-edge's own crates).
         build+=(--features host -O)
-        export WS_EDGE_SKIP_GUEST_BUILD=1
+        export WS_EDGE_PREBUILT_ECHO="$root/target/guests/wasm32-wasip2/guest/echo.wasm"
     fi
     seed="corpus/seed-$t"
     work="corpus/work-$t"

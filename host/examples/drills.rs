@@ -23,6 +23,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use ws_edge_host::{Limits, Monitor, Server};
+use ws_edge_test_programs as programs;
 
 /// A valid upgrade request.
 const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
@@ -81,13 +82,14 @@ struct Running {
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
+/// A server for the component at `component` (a `programs` constant), or for
+/// the bundled echo component.
 async fn start(component: Option<&str>, limits: Limits) -> anyhow::Result<Running> {
     let mut builder = Server::builder()
         .listen("127.0.0.1:0".parse()?)
         .limits(limits);
-    if let Some(name) = component {
-        let dir = std::path::PathBuf::from(env!("WS_EDGE_GUEST_DIR"));
-        builder = builder.component_file(dir.join(format!("{name}.wasm")));
+    if let Some(path) = component {
+        builder = builder.component_file(path);
     }
     let server = builder.bind().await?;
     let addr = server.local_addr();
@@ -626,59 +628,53 @@ async fn flooders(name: &'static str, opcode: u8, payload: usize) -> Verdict {
     .await
 }
 
-/// 200 connections on a faulty test guest (`guest_panic`, `guest_spin`,
-/// `guest_hog`) each send the trigger message, 20 at a time: each is closed
+/// 200 connections on a faulty test guest (`programs::GUEST_PANIC`,
+/// `GUEST_SPIN`, `GUEST_HOG`) each send the trigger message, 20 at a time: each is closed
 /// with 1011 (the panic, the 50 ms CPU deadline, the 16 MiB memory cap), and
 /// the bystander on the same server keeps echoing (for `spin` its latency
 /// shows the cost of guest calls that burn their whole deadline on the
 /// shared workers).
-async fn faulty(name: &'static str, trigger: &'static str) -> Verdict {
+async fn faulty(name: &'static str, component: &'static str, trigger: &'static str) -> Verdict {
     let total = 200;
     let limits = Limits {
         cpu_deadline: Duration::from_millis(50),
         memory_per_connection: 16 << 20,
         ..base_limits()
     };
-    let component = format!("guest_{trigger}");
-    with_bystander(
-        name,
-        Some(&component),
-        limits,
-        |addr, _monitor| async move {
-            let limit = Arc::new(Semaphore::new(20));
-            let mut tasks = Vec::new();
-            for _ in 0..total {
-                let permit = limit.clone().acquire_owned().await;
-                tasks.push(tokio::spawn(async move {
-                    let _permit = permit;
-                    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+    with_bystander(name, Some(component), limits, |addr, _monitor| async move {
+        let limit = Arc::new(Semaphore::new(20));
+        let mut tasks = Vec::new();
+        for _ in 0..total {
+            let permit = limit.clone().acquire_owned().await;
+            tasks.push(tokio::spawn(async move {
+                let _permit = permit;
+                let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+                    .await
+                    .ok()?;
+                ws.send(Message::text(trigger)).await.ok()?;
+                loop {
+                    match tokio::time::timeout(Duration::from_secs(10), ws.next())
                         .await
-                        .ok()?;
-                    ws.send(Message::text(trigger)).await.ok()?;
-                    loop {
-                        match tokio::time::timeout(Duration::from_secs(10), ws.next())
-                            .await
-                            .ok()??
-                        {
-                            Ok(Message::Close(Some(f))) => return Some(u16::from(f.code)),
-                            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-                            _ => return None,
-                        }
+                        .ok()??
+                    {
+                        Ok(Message::Close(Some(f))) => return Some(u16::from(f.code)),
+                        Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                        _ => return None,
                     }
-                }));
-            }
-            let mut closed_1011 = 0;
-            for t in tasks {
-                if let Ok(Some(1011)) = t.await {
-                    closed_1011 += 1;
                 }
+            }));
+        }
+        let mut closed_1011 = 0;
+        for t in tasks {
+            if let Ok(Some(1011)) = t.await {
+                closed_1011 += 1;
             }
-            (
-                closed_1011 == total,
-                format!("{closed_1011}/{total} connections closed with 1011"),
-            )
-        },
-    )
+        }
+        (
+            closed_1011 == total,
+            format!("{closed_1011}/{total} connections closed with 1011"),
+        )
+    })
     .await
 }
 
@@ -708,9 +704,9 @@ async fn main() {
             "vanish" => vanish().await,
             "pingflood" => flooders("pingflood", 0x9, 125).await,
             "noread" => flooders("noread", 0x2, 16 * 1024).await,
-            "panic" => faulty("panic", "panic").await,
-            "spin" => faulty("spin", "spin").await,
-            "hog" => faulty("hog", "hog").await,
+            "panic" => faulty("panic", programs::GUEST_PANIC, "panic").await,
+            "spin" => faulty("spin", programs::GUEST_SPIN, "spin").await,
+            "hog" => faulty("hog", programs::GUEST_HOG, "hog").await,
             other => {
                 eprintln!("unknown drill {other}");
                 std::process::exit(2);

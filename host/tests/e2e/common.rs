@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use ws_edge_host::{Limits, Monitor, Server};
+/// The example and test components, by constant (`programs::GUEST_PANIC`).
+pub use ws_edge_test_programs as programs;
 
 /// An upper bound for any single step of a test, so a bug fails the test
 /// instead of hanging it.
@@ -23,13 +25,6 @@ pub fn workspace() -> PathBuf {
         .parent()
         .expect("host/ is inside the workspace")
         .to_path_buf()
-}
-
-/// Path of a built guest component, by artifact name (`echo`, `chat_auth`,
-/// `reject`, `guest_panic`, `guest_spin`, `guest_hog`,
-/// `guest_keepalive`).
-pub fn component(name: &str) -> PathBuf {
-    PathBuf::from(env!("WS_EDGE_GUEST_DIR")).join(format!("{name}.wasm"))
 }
 
 /// Limits for tests: a small instance pool (many servers share one process's
@@ -51,9 +46,10 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Serves `component` (an artifact name) with `limits`.
-    pub async fn start(component_name: &str, limits: Limits) -> TestServer {
-        TestServer::start_file(component(component_name), limits).await
+    /// Serves `component` (a path, one of the [`programs`] constants) with
+    /// `limits`.
+    pub async fn start(component: &str, limits: Limits) -> TestServer {
+        TestServer::start_file(PathBuf::from(component), limits).await
     }
 
     /// Serves the component at `path` with `limits`.
@@ -81,7 +77,7 @@ impl TestServer {
 
     /// Serves the echo component with [`test_limits`].
     pub async fn echo() -> TestServer {
-        TestServer::start("echo", test_limits()).await
+        TestServer::start(programs::ECHO, test_limits()).await
     }
 
     pub fn url(&self, path: &str) -> String {

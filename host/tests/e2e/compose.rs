@@ -10,12 +10,12 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::common::*;
 
 /// The composed component: `$WS_EDGE_COMPOSED_WASM` (what `make e2e` sets),
-/// else `composed.wasm` next to the other guest components. Missing is a
-/// failure, not a skip: `make compose` writes it.
+/// else `target/guests/wasm32-wasip2/guest/composed.wasm`, where `make
+/// compose` writes it. Missing is a failure, not a skip.
 fn composed() -> PathBuf {
     let path = std::env::var_os("WS_EDGE_COMPOSED_WASM")
         .map(PathBuf::from)
-        .unwrap_or_else(|| component("composed"));
+        .unwrap_or_else(|| workspace().join("target/guests/wasm32-wasip2/guest/composed.wasm"));
     assert!(
         path.is_file(),
         "the composed component {} is missing: run `make compose` (or `make e2e`, which \

@@ -11,8 +11,9 @@ use ws_edge_host::{FailureKind, Limits};
 
 use crate::common::*;
 
-/// Runs the fault drill for a component whose text message `trigger` and
-/// path `/<trigger>` misbehave, failing with `kind`.
+/// Runs the fault drill for a component (a path, one of the `programs`
+/// constants) whose text message `trigger` and path `/<trigger>` misbehave,
+/// failing with `kind`.
 async fn drill(component: &str, trigger: &str, limits: Limits, kind: FailureKind) {
     let server = TestServer::start(component, limits).await;
 
@@ -55,7 +56,13 @@ async fn drill(component: &str, trigger: &str, limits: Limits, kind: FailureKind
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panicking_guest_ends_only_its_connection() {
-    drill("guest_panic", "panic", test_limits(), FailureKind::Trap).await;
+    drill(
+        programs::GUEST_PANIC,
+        "panic",
+        test_limits(),
+        FailureKind::Trap,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +71,13 @@ async fn looping_guest_is_stopped_by_the_cpu_deadline() {
         cpu_deadline: Duration::from_millis(50),
         ..test_limits()
     };
-    drill("guest_spin", "spin", limits, FailureKind::CpuDeadline).await;
+    drill(
+        programs::GUEST_SPIN,
+        "spin",
+        limits,
+        FailureKind::CpuDeadline,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,7 +86,7 @@ async fn memory_hog_is_stopped_by_the_memory_cap() {
         memory_per_connection: 16 << 20,
         ..test_limits()
     };
-    drill("guest_hog", "hog", limits, FailureKind::MemoryCap).await;
+    drill(programs::GUEST_HOG, "hog", limits, FailureKind::MemoryCap).await;
 }
 
 /// A client that sends but never reads: the host stops reading from it once
@@ -85,7 +98,7 @@ async fn client_that_never_reads_is_dropped_after_the_write_timeout() {
         write_timeout: Duration::from_millis(300),
         ..test_limits()
     };
-    let server = TestServer::start("echo", limits).await;
+    let server = TestServer::start(programs::ECHO, limits).await;
     let mut bystander = connect(&server.url("/")).await;
 
     let (response, mut stream) = raw_exchange(server.addr, &upgrade_request("/", "")).await;
@@ -109,7 +122,7 @@ async fn client_that_never_reads_is_dropped_after_the_write_timeout() {
 /// functions, which cannot run on a tokio worker).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guest_stderr_is_served_without_blocking() {
-    let server = TestServer::start("guest_panic", test_limits()).await;
+    let server = TestServer::start(programs::GUEST_PANIC, test_limits()).await;
     let mut ws = connect(&server.url("/")).await;
     for _ in 0..3 {
         ws.send(Message::text("stderr")).await.expect("send");

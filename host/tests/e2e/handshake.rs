@@ -89,7 +89,7 @@ async fn slow_head_gets_408() {
         head_timeout: Duration::from_millis(300),
         ..test_limits()
     };
-    let server = TestServer::start("echo", limits).await;
+    let server = TestServer::start(programs::ECHO, limits).await;
     let (r, _) = raw_exchange(server.addr, b"GET / HTTP/1.1\r\nHost: x\r\n").await;
     assert_eq!(r.status, 408, "{r:?}");
     server.shutdown().await;
@@ -114,7 +114,7 @@ async fn demo_page_without_upgrade() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reject_component_answers_403_with_reason() {
-    let server = TestServer::start("reject", test_limits()).await;
+    let server = TestServer::start(programs::REJECT, test_limits()).await;
     let (r, _) = raw_exchange(server.addr, &upgrade_request("/", "")).await;
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(
@@ -142,7 +142,7 @@ fn chat_request(origin: Option<&str>, protocols: Option<&str>, auth: &str) -> Ve
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_auth_rejections() {
-    let server = TestServer::start("chat_auth", test_limits()).await;
+    let server = TestServer::start(programs::CHAT_AUTH, test_limits()).await;
     let good_origin = Some("http://localhost:8080");
     let cookie = "Cookie: theme=dark; chat_token=alice-secret\r\n";
 
@@ -184,7 +184,7 @@ async fn chat_auth_rejections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_auth_accepts_with_cookie_or_token() {
-    let server = TestServer::start("chat_auth", test_limits()).await;
+    let server = TestServer::start(programs::CHAT_AUTH, test_limits()).await;
 
     // Raw: check the response headers the handler chose.
     let request = chat_request(

@@ -49,7 +49,7 @@ async fn slowloris_clients_get_408_at_the_head_timeout() {
         head_timeout,
         ..test_limits()
     };
-    let server = TestServer::start("echo", limits).await;
+    let server = TestServer::start(programs::ECHO, limits).await;
     let mut bystander = connect(&server.url("/")).await;
 
     let mut tasks = Vec::new();
@@ -166,7 +166,7 @@ async fn ping_flood_without_reading_is_cut_off() {
         write_timeout: Duration::from_millis(300),
         ..test_limits()
     };
-    let server = TestServer::start("echo", limits).await;
+    let server = TestServer::start(programs::ECHO, limits).await;
     let mut bystander = connect(&server.url("/")).await;
 
     let (response, mut stream) = raw_exchange(server.addr, &upgrade_request("/", "")).await;
@@ -193,7 +193,7 @@ async fn ping_flood_without_reading_is_cut_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unix_socket_pair_is_served_like_tcp() {
     let server = ws_edge_host::Server::builder()
-        .component_file(component("echo"))
+        .component_file(programs::ECHO)
         .listen("127.0.0.1:0".parse().expect("address"))
         .limits(test_limits())
         .bind()

@@ -18,7 +18,7 @@ const DROP_AFTER: Duration = Duration::from_millis(500);
 
 #[tokio::test]
 async fn silent_client_is_pinged_then_dropped() {
-    let server = TestServer::start("guest_keepalive", test_limits()).await;
+    let server = TestServer::start(programs::GUEST_KEEPALIVE, test_limits()).await;
     // Taken before the request is sent: the server's timers start later, so
     // no drop can come sooner than DROP_AFTER from here.
     let sent = Instant::now();
@@ -46,7 +46,7 @@ async fn silent_client_is_pinged_then_dropped() {
 
 #[tokio::test]
 async fn answered_pings_keep_the_connection() {
-    let server = TestServer::start("guest_keepalive", test_limits()).await;
+    let server = TestServer::start(programs::GUEST_KEEPALIVE, test_limits()).await;
     let (response, mut stream) = raw_exchange(server.addr, &upgrade_request("/", "")).await;
     assert_eq!(response.status, 101);
     let upgraded = Instant::now();

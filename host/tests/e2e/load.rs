@@ -14,7 +14,7 @@ async fn thousand_concurrent_connections_echo() {
         max_connections: CONNECTIONS + 16,
         ..test_limits()
     };
-    let server = TestServer::start("echo", limits).await;
+    let server = TestServer::start(programs::ECHO, limits).await;
     let url = server.url("/");
 
     // Open all connections first so they are all live at once.

@@ -48,7 +48,7 @@ async fn every_connection_gets_a_fresh_instance_by_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_serves_at_most_instance_reuse_connections() {
-    let server = TestServer::start("echo", reuse(3)).await;
+    let server = TestServer::start(programs::ECHO, reuse(3)).await;
     for i in 0..7 {
         echo_once(&server, &format!("connection {i}")).await;
     }
@@ -59,7 +59,7 @@ async fn an_instance_serves_at_most_instance_reuse_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_handshakes_hand_their_instance_on() {
-    let server = TestServer::start("echo", reuse(100)).await;
+    let server = TestServer::start(programs::ECHO, reuse(100)).await;
     // No Sec-WebSocket-Key: the component answers 400.
     let head = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n";
@@ -74,7 +74,7 @@ async fn rejected_handshakes_hand_their_instance_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_that_trapped_is_never_reused() {
-    let server = TestServer::start("guest_panic", reuse(100)).await;
+    let server = TestServer::start(programs::GUEST_PANIC, reuse(100)).await;
     echo_once(&server, "first").await;
 
     // The second connection gets the first one's instance and makes it panic.
@@ -92,7 +92,7 @@ async fn an_instance_that_trapped_is_never_reused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_whose_memory_grew_is_not_kept() {
-    let server = TestServer::start("echo", reuse(100)).await;
+    let server = TestServer::start(programs::ECHO, reuse(100)).await;
     let mut ws = connect(&server.url("/")).await;
     let big = vec![0x5a_u8; REUSE_MAX_MEMORY + (1 << 20)];
     ws.send(Message::binary(big.clone())).await.expect("send");

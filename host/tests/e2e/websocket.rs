@@ -159,7 +159,7 @@ async fn server_initiated_close_on_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_run_future_closes_connections_with_1001() {
     let server = ws_edge_host::Server::builder()
-        .component_file(component("echo"))
+        .component_file(programs::ECHO)
         .listen("127.0.0.1:0".parse().expect("addr"))
         .limits(test_limits())
         .bind()
