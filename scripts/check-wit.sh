@@ -47,16 +47,21 @@ fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 wit_dir="${WIT_DIR:-$root/wit}"
 version="0.2.0"
-iface_names=(websocket-request preview)
+exported=(websocket-request preview)
 world="websocket-tooling"
 if [[ "${1:-}" == "--handler" ]]; then
     shift
     (($# > 0)) || { echo "check-wit.sh: --handler needs at least one component" >&2; exit 2; }
-    iface_names=(handler)
+    exported=(handler)
     world="websocket-handler"
 fi
+# The interfaces compared item for item: the exported ones, and for a server
+# the shared `types` too (a handler's copy holds only the types it uses;
+# `component targets` checks those).
+iface_names=("${exported[@]}")
+[[ "$world" == websocket-handler ]] || iface_names=(types "${exported[@]}")
 # The exports expected, one per line, sorted.
-interface="$(printf "ws-edge:websocket/%s@$version\n" "${iface_names[@]}" | sort)"
+interface="$(printf "ws-edge:websocket/%s@$version\n" "${exported[@]}" | sort)"
 allowed_imports='^(wasi:(io|cli|clocks|random|filesystem)/[a-z0-9-]+@0\.2\.[0-9]+|ws-edge:websocket/types@'"${version//./\\.}"')$'
 
 want_version=1.263.0
@@ -133,7 +138,9 @@ targets_check() { # COMPONENT COMPONENT-WIT
             if (depth == 0) { inside = 0; close(file); next }
             print > file
         }' "$2"
-    imports="$(world_items "$2" import | sed 's/^/  import /; s/$/;/')"
+    # Imports of this package itself (the types-only `types`) come with
+    # the world; naming them again in the same package would be a cycle.
+    imports="$(world_items "$2" import | grep -v '^ws-edge:websocket/' | sed 's/^/  import /; s/$/;/')"
     printf 'world ws-edge-check {\n  include %s;\n%s\n}\n' "$world" "$imports" >>"$dir/websocket.wit"
     "$wasm_tools" component targets "$dir" "$1" --world ws-edge-check
 }
