@@ -15,7 +15,7 @@
 # Environment:
 #   FUZZ_NICE       niceness for the fuzzers (default 10)
 #   FUZZ_SANITIZER  cargo-fuzz --sanitizer (default: cargo-fuzz's own, address);
-#                   "none" runs ~3-5x more executions (the targets' own
+#                   "none" runs many more executions (the targets' own
 #                   assertions and Rust's checks stay on)
 #   FUZZ_ARGS       extra libFuzzer flags, e.g. "-runs=10000000"
 #   HOST_PATH_INSTANCE_REUSE

@@ -55,7 +55,7 @@ pub(crate) fn socket_address(addr: SocketAddr) -> SocketAddress {
 /// copied out of the guest: the status, `wire`, `consumed` and the
 /// connection. The reason phrase, the structured headers and the body are
 /// bounds-checked by wasmtime but not copied (`WasmStr` / `WasmList`), which
-/// saves a dozen host allocations per handshake.
+/// saves a host allocation per header field.
 ///
 /// The types mirror the WIT records field for field; a mismatch is caught
 /// by the type check in [`Runtime::new`](crate::runtime::Runtime::new), at

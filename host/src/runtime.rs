@@ -39,9 +39,9 @@ use crate::stdio::{GuestLog, PeerLabel, Which};
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Dirty linear-memory bytes a freed pool slot may keep resident (restored in
-/// place rather than decommitted). A handshake plus small messages dirties
-/// under 32 KiB of the echo component's memory (stack top, data, heap);
-/// connections that buffered large messages give the rest back with madvise.
+/// place rather than decommitted). Large enough for what a handshake and
+/// small messages dirty (stack top, data, heap); connections
+/// that buffered large messages give the rest back with madvise.
 const KEEP_RESIDENT: usize = 128 * 1024;
 
 /// With instance reuse, an instance whose linear memory grew past this is
@@ -51,7 +51,7 @@ pub const REUSE_MAX_MEMORY: usize = 4 << 20;
 
 /// With instance reuse, at most this many instances wait for a connection.
 /// Connections start and end in bursts; the idle instances bridge the gaps
-/// (each holds a pool slot and its resident memory, ~100–200 KiB).
+/// (each holds a pool slot and its resident memory).
 pub const REUSE_MAX_IDLE: usize = 64;
 
 /// Per-instance store data: what WASI needs, the resource limits and the
@@ -186,7 +186,7 @@ impl Runtime {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .parallel_compilation(true);
         // `WS_EDGE_PERFMAP=1`: write /tmp/perf-PID.map so that `perf report`
-        // names the guest's compiled functions (README, Performance).
+        // names the guest's compiled functions (bench/callgrind-handshake.sh).
         if std::env::var_os("WS_EDGE_PERFMAP").is_some_and(|v| v == "1") {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
