@@ -497,7 +497,10 @@ impl Connection {
                     dec.buf.clear();
                 }
                 if !h.opcode.is_control() {
-                    dec.buf.reserve(plen);
+                    // Room for the payload bytes at hand only: the buffer
+                    // grows with what arrives, so a header that announces
+                    // 16 MiB costs nothing until the bytes come.
+                    dec.buf.reserve(plen.min(len - pos));
                 }
                 dec.frame = Some(Frame {
                     fin: h.fin,
@@ -928,5 +931,50 @@ impl Outbox<'_> {
     /// The current instant, as last passed by the host.
     pub fn now(&self) -> u64 {
         self.out.now
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client frame header announcing `len` payload bytes (mask 0).
+    fn header(len: u64) -> Vec<u8> {
+        let mut h = vec![0x82, 0x80 | 127];
+        h.extend_from_slice(&len.to_be_bytes());
+        h.extend_from_slice(&[0; 4]);
+        h
+    }
+
+    #[test]
+    fn an_announced_payload_is_not_allocated_before_it_arrives() {
+        let config = Config {
+            max_frame_payload: 16 << 20,
+            max_message: 16 << 20,
+            ..Config::default()
+        };
+        let mut c = Connection::new(config, 0);
+        let mut input = header(16 << 20);
+        input.extend_from_slice(&[0; 100]);
+        c.receive(&input, 0, |_, _| panic!("no event yet"));
+        assert!(
+            c.dec.buf.capacity() < 64 * 1024,
+            "{} bytes reserved for 100 received",
+            c.dec.buf.capacity()
+        );
+        // The rest arrives; the buffer grows with it and the message is whole.
+        let mut rest = (16 << 20) - 100;
+        let chunk = vec![0u8; 1 << 20];
+        let mut got = Vec::new();
+        while rest > 0 {
+            let n = rest.min(chunk.len());
+            c.receive(&chunk[..n], 0, |e, _| {
+                if let Event::Binary(b) = e {
+                    got.push(b.len());
+                }
+            });
+            rest -= n;
+        }
+        assert_eq!(got, [16 << 20]);
     }
 }
