@@ -15,13 +15,14 @@ use wasmtime::component::ResourceAny;
 
 use std::sync::atomic::Ordering;
 
-use ws_edge::handshake::Response;
-use ws_edge::protocol::CloseFrame;
+use ws_edge::handshake::{Header, Response};
+use ws_edge::protocol::{CloseCode, CloseFrame};
 
 use crate::Shared;
 use crate::bindings::{
     ConnectionState, Ending, HeadResult, Timer, Transmit, Transport, socket_address,
 };
+use crate::budget::Account;
 use crate::error::{FailureKind, GuestError};
 use crate::http;
 use crate::instance::Guest;
@@ -187,6 +188,13 @@ async fn handshake<S: Socket>(
     head: Head,
 ) -> Option<Upgraded> {
     let write_timeout = shared.limits.write_timeout;
+    let budget = &shared.runtime.budget;
+    if !budget.admits() {
+        budget.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(%peer, used_mib = budget.used() >> 20, "memory budget: refusing a new connection with 503");
+        reply_and_close(stream, &plain(503, OVERLOADED), write_timeout).await;
+        return None;
+    }
     let mut guest = match shared.runtime.instantiate(peer) {
         Ok(guest) => guest,
         Err(e) => {
@@ -294,16 +302,35 @@ async fn close<S: Socket>(stream: &mut S, peer: SocketAddr, shared: &Shared, end
         }
         End::Guest(e) => {
             record_failure(peer, shared, &e);
-            let mut frame = Vec::with_capacity(2 + 2 + 14);
-            CloseFrame {
-                code: e.kind.close_code(),
-                reason: "internal error".to_owned(),
-            }
-            .write_to(&mut frame);
-            reply_and_close(stream, &frame, write_timeout).await;
+            let code = e.kind.close_code();
+            reply_and_close(stream, &close_frame(code), write_timeout).await;
         }
         End::Io(e) => tracing::debug!(%peer, "socket error: {e}"),
+        // The instance (and the memory it held) is gone already. Try to say
+        // why without waiting: a peer that does not read gets no more time.
+        End::Shed => {
+            tracing::info!(%peer, "memory budget: connection shed with 1013");
+            let _ = try_write_all(stream, &close_frame(CloseCode::TRY_AGAIN_LATER));
+            reply_and_close(stream, &[], write_timeout).await;
+        }
     }
+}
+
+/// The host's own close frame with `code`, from the core's encoder: 1013
+/// says the server is overloaded, anything else is an internal error.
+fn close_frame(code: CloseCode) -> Vec<u8> {
+    let reason = if code == CloseCode::TRY_AGAIN_LATER {
+        "server overloaded"
+    } else {
+        "internal error"
+    };
+    let mut frame = Vec::with_capacity(4 + reason.len());
+    CloseFrame {
+        code,
+        reason: reason.to_owned(),
+    }
+    .write_to(&mut frame);
+    frame
 }
 
 /// The name of an ending for log lines.
@@ -329,6 +356,7 @@ async fn refuse<S: Socket>(stream: &mut S, peer: SocketAddr, shared: &Shared, e:
     record_failure(peer, shared, &e);
     let body = match e.kind {
         FailureKind::Instantiation => "no instance available\n",
+        FailureKind::MemoryBudget => OVERLOADED,
         _ => "internal error\n",
     };
     reply_and_close(
@@ -339,9 +367,17 @@ async fn refuse<S: Socket>(stream: &mut S, peer: SocketAddr, shared: &Shared, e:
     .await;
 }
 
-/// A response the host writes on its own, from the core's one builder.
+/// The body of a 503 for an exhausted memory budget.
+const OVERLOADED: &str = "server overloaded, retry later\n";
+
+/// A response the host writes on its own, from the core's one builder; a
+/// `503` says when to retry.
 fn plain(status: u16, body: &str) -> Vec<u8> {
-    Response::plain(status, body).to_bytes()
+    let mut response = Response::plain(status, body);
+    if status == 503 {
+        response.headers.insert(1, Header::new("Retry-After", "1"));
+    }
+    response.to_bytes()
 }
 
 /// Why the pump stopped.
@@ -353,6 +389,8 @@ enum End {
     Guest(GuestError),
     /// The socket failed or the peer went away (the guest was told).
     Io(io::Error),
+    /// The memory budget shed the connection.
+    Shed,
 }
 
 /// Moves bytes between the socket and the `connection` resource, calls
@@ -367,6 +405,12 @@ async fn pump<S: Socket>(
     let Upgraded { guest, conn, first } = upgraded;
     let conn = *conn;
     let write_timeout = shared.limits.write_timeout;
+    // Completes when the memory budget sheds this connection. Polled only
+    // while the pump waits (last in a biased select), so the hot path does
+    // not pay for it.
+    let account = guest.store.data().lease().account();
+    let shed = account.shed();
+    tokio::pin!(shed);
     let sleep = tokio::time::sleep_until(Instant::now());
     tokio::pin!(sleep);
     let mut armed: Option<u64> = None;
@@ -377,16 +421,27 @@ async fn pump<S: Socket>(
     let mut next = first.take();
 
     loop {
+        // A connection that floods is always readable, so the biased select
+        // below would never look at `shed`.
+        if account.is_shed() {
+            return End::Shed;
+        }
         if let Some(result) = next.take() {
             let transmit = match result {
                 Ok(t) => t,
                 Err(e) => return End::Guest(e),
             };
-            if !transmit.bytes.is_empty()
-                && let Err(e) = write_all(stream, &transmit.bytes, write_timeout).await
-            {
-                let _ = guest.disconnected(conn, shared.now_ms());
-                return End::Io(e);
+            if !transmit.bytes.is_empty() {
+                match write_transmit(stream, &transmit.bytes, write_timeout, &account, &mut shed)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(Written::Shed) => return End::Shed,
+                    Err(Written::Failed(e)) => {
+                        let _ = guest.disconnected(conn, shared.now_ms());
+                        return End::Io(e);
+                    }
+                }
             }
             if let ConnectionState::Closed(ending) = transmit.state {
                 return End::Closed(ending);
@@ -457,13 +512,44 @@ async fn pump<S: Socket>(
                 next = Some(guest.tick(conn, shared.now_ms()));
             }
             changed = shutdown.changed(), if !closing_sent => server_gone = changed.is_err(),
+            () = &mut shed => return End::Shed,
         }
     }
 }
 
-/// Writes `bytes` completely, giving up after `timeout` without progress.
-async fn write_all<S: Socket>(stream: &mut S, bytes: &[u8], timeout: Duration) -> io::Result<()> {
-    // Fast path: the kernel buffer usually takes everything at once.
+/// Why [`write_transmit`] did not write everything.
+enum Written {
+    /// The memory budget shed the connection while the write waited.
+    Shed,
+    /// The socket failed or the write timed out.
+    Failed(io::Error),
+}
+
+/// Writes a transmit's bytes. When the peer is slow and the write has to
+/// wait, the bytes count against the memory budget until written, and a
+/// shed ends the wait.
+async fn write_transmit<S: Socket>(
+    stream: &mut S,
+    bytes: &[u8],
+    timeout: Duration,
+    account: &Account,
+    shed: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Result<(), Written> {
+    let off = try_write_all(stream, bytes).map_err(Written::Failed)?;
+    if off == bytes.len() {
+        return Ok(());
+    }
+    let _held = account.hold(bytes.len() - off);
+    tokio::select! {
+        biased;
+        r = write_rest(stream, &bytes[off..], timeout) => r.map_err(Written::Failed),
+        () = shed.as_mut() => Err(Written::Shed),
+    }
+}
+
+/// Writes as much of `bytes` as the socket takes without waiting; returns
+/// how much that was.
+fn try_write_all<S: Socket>(stream: &S, bytes: &[u8]) -> io::Result<usize> {
     let mut off = 0;
     while off < bytes.len() {
         match stream.try_write(&bytes[off..]) {
@@ -473,16 +559,28 @@ async fn write_all<S: Socket>(stream: &mut S, bytes: &[u8], timeout: Duration) -
             Err(e) => return Err(e),
         }
     }
-    if off == bytes.len() {
-        return Ok(());
-    }
-    match tokio::time::timeout(timeout, stream.write_all(&bytes[off..])).await {
+    Ok(off)
+}
+
+/// Writes `bytes` completely, giving up after `timeout` without progress.
+async fn write_rest<S: Socket>(stream: &mut S, bytes: &[u8], timeout: Duration) -> io::Result<()> {
+    match tokio::time::timeout(timeout, stream.write_all(bytes)).await {
         Ok(result) => result,
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "write timed out (peer not reading)",
         )),
     }
+}
+
+/// Writes `bytes` completely, giving up after `timeout` without progress.
+async fn write_all<S: Socket>(stream: &mut S, bytes: &[u8], timeout: Duration) -> io::Result<()> {
+    // Fast path: the kernel buffer usually takes everything at once.
+    let off = try_write_all(stream, bytes)?;
+    if off == bytes.len() {
+        return Ok(());
+    }
+    write_rest(stream, &bytes[off..], timeout).await
 }
 
 /// Writes `bytes`, closes our side, and drains the peer briefly so the bytes

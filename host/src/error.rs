@@ -5,6 +5,8 @@ use std::fmt;
 
 use ws_edge::protocol::CloseCode;
 
+use crate::runtime::Refusal;
+
 /// The kind of a failed guest call. Log lines name it, [`Monitor`] counts
 /// it, and it alone decides what the client is told.
 ///
@@ -18,6 +20,11 @@ pub enum FailureKind {
     /// [`Limits::memory_per_connection`](crate::Limits::memory_per_connection)
     /// allows, and trapped when it was refused.
     MemoryCap,
+    /// The instance asked for memory that would pass the server's
+    /// [`Limits::memory_budget`](crate::Limits::memory_budget) (an
+    /// overload, not a fault of this connection), and trapped when it was
+    /// refused.
+    MemoryBudget,
     /// The guest trapped (a panic, an abort, an out-of-bounds access) or
     /// returned values wasmtime could not lift.
     Trap,
@@ -33,9 +40,10 @@ pub enum FailureKind {
 
 impl FailureKind {
     /// Every kind, in the order of [`FailureKind::index`].
-    pub const ALL: [FailureKind; 6] = [
+    pub const ALL: [FailureKind; 7] = [
         FailureKind::CpuDeadline,
         FailureKind::MemoryCap,
+        FailureKind::MemoryBudget,
         FailureKind::Trap,
         FailureKind::Contract,
         FailureKind::Instantiation,
@@ -48,6 +56,7 @@ impl FailureKind {
         match self {
             FailureKind::CpuDeadline => "cpu-deadline",
             FailureKind::MemoryCap => "memory-cap",
+            FailureKind::MemoryBudget => "memory-budget",
             FailureKind::Trap => "trap",
             FailureKind::Contract => "contract",
             FailureKind::Instantiation => "instantiation",
@@ -61,20 +70,25 @@ impl FailureKind {
     }
 
     /// The status of the response when the failure happens before the
-    /// upgrade: `503 Service Unavailable` when no instance could be had (the
-    /// client may retry), otherwise `500 Internal Server Error`.
+    /// upgrade: `503 Service Unavailable` when no instance could be had or
+    /// the memory budget is exhausted (the client may retry), otherwise
+    /// `500 Internal Server Error`.
     pub const fn status(self) -> u16 {
         match self {
-            FailureKind::Instantiation => 503,
+            FailureKind::Instantiation | FailureKind::MemoryBudget => 503,
             _ => 500,
         }
     }
 
     /// The close code sent when the failure happens after the upgrade:
-    /// `1011` (internal error) for every kind; the client learns nothing
-    /// about the component's internals.
+    /// `1013` (try again later) when the memory budget is exhausted, else
+    /// `1011` (internal error); the client learns nothing about the
+    /// component's internals.
     pub const fn close_code(self) -> CloseCode {
-        CloseCode::INTERNAL_ERROR
+        match self {
+            FailureKind::MemoryBudget => CloseCode::TRY_AGAIN_LATER,
+            _ => CloseCode::INTERNAL_ERROR,
+        }
     }
 }
 
@@ -102,26 +116,27 @@ impl GuestError {
         }
     }
 
-    /// Classifies an error of a guest call. `memory_refused` says whether
-    /// the limiter refused a `memory.grow` during the call.
-    pub(crate) fn from_call(e: &wasmtime::Error, memory_refused: bool) -> Self {
-        match e.downcast_ref::<wasmtime::Trap>() {
-            Some(wasmtime::Trap::Interrupt) => {
-                GuestError::new(FailureKind::CpuDeadline, "CPU deadline exceeded")
-            }
-            Some(trap) if memory_refused => GuestError::new(
+    /// Classifies an error of a guest call. `memory_refused` says which
+    /// limit, if any, refused a `memory.grow` during the call.
+    pub(crate) fn from_call(e: &wasmtime::Error, memory_refused: Option<Refusal>) -> Self {
+        let trap = e.downcast_ref::<wasmtime::Trap>();
+        if let Some(wasmtime::Trap::Interrupt) = trap {
+            return GuestError::new(FailureKind::CpuDeadline, "CPU deadline exceeded");
+        }
+        let what = trap.map_or_else(|| format!("{e:#}"), ToString::to_string);
+        match (memory_refused, trap) {
+            (Some(Refusal::Cap), _) => GuestError::new(
                 FailureKind::MemoryCap,
-                format!("memory limit reached, then: {trap}"),
+                format!("memory limit of the instance reached, then: {what}"),
             ),
-            Some(wasmtime::Trap::UnreachableCodeReached) => {
+            (Some(Refusal::Budget), _) => GuestError::new(
+                FailureKind::MemoryBudget,
+                format!("memory budget of the server exhausted, then: {what}"),
+            ),
+            (None, Some(wasmtime::Trap::UnreachableCodeReached)) => {
                 GuestError::new(FailureKind::Trap, "guest panicked or aborted (unreachable)")
             }
-            Some(trap) => GuestError::new(FailureKind::Trap, trap.to_string()),
-            None if memory_refused => GuestError::new(
-                FailureKind::MemoryCap,
-                format!("memory limit reached, then: {e:#}"),
-            ),
-            None => GuestError::new(FailureKind::Trap, format!("{e:#}")),
+            (None, _) => GuestError::new(FailureKind::Trap, what),
         }
     }
 }
@@ -147,33 +162,38 @@ mod tests {
     fn traps_are_classified_by_cause() {
         let interrupt = wasmtime::Error::from(wasmtime::Trap::Interrupt);
         assert_eq!(
-            GuestError::from_call(&interrupt, true).kind,
+            GuestError::from_call(&interrupt, Some(Refusal::Cap)).kind,
             FailureKind::CpuDeadline,
             "an interrupt is the deadline even after a refused grow"
         );
         let unreachable = wasmtime::Error::from(wasmtime::Trap::UnreachableCodeReached);
         assert_eq!(
-            GuestError::from_call(&unreachable, false).kind,
+            GuestError::from_call(&unreachable, None).kind,
             FailureKind::Trap
         );
         assert_eq!(
-            GuestError::from_call(&unreachable, true).kind,
+            GuestError::from_call(&unreachable, Some(Refusal::Cap)).kind,
             FailureKind::MemoryCap
         );
+        assert_eq!(
+            GuestError::from_call(&unreachable, Some(Refusal::Budget)).kind,
+            FailureKind::MemoryBudget
+        );
         let other = wasmtime::Error::msg("invalid utf-8 in a returned string");
-        assert_eq!(GuestError::from_call(&other, false).kind, FailureKind::Trap);
+        assert_eq!(GuestError::from_call(&other, None).kind, FailureKind::Trap);
     }
 
     #[test]
-    fn only_instantiation_is_a_503() {
+    fn only_what_a_retry_may_cure_is_a_503_or_1013() {
         for kind in FailureKind::ALL {
-            let want = if kind == FailureKind::Instantiation {
-                503
+            let retry = matches!(kind, FailureKind::Instantiation | FailureKind::MemoryBudget);
+            assert_eq!(kind.status(), if retry { 503 } else { 500 }, "{kind}");
+            let code = if kind == FailureKind::MemoryBudget {
+                CloseCode::TRY_AGAIN_LATER
             } else {
-                500
+                CloseCode::INTERNAL_ERROR
             };
-            assert_eq!(kind.status(), want, "{kind}");
-            assert_eq!(kind.close_code(), CloseCode::INTERNAL_ERROR, "{kind}");
+            assert_eq!(kind.close_code(), code, "{kind}");
         }
     }
 }

@@ -195,7 +195,7 @@ mod tests {
             max_connections: 4,
             ..Limits::default()
         };
-        Runtime::new(crate::ECHO_COMPONENT, &limits).expect("echo compiles")
+        Runtime::new(crate::ECHO_COMPONENT, &limits, Vec::new()).expect("echo compiles")
     }
 
     fn transport() -> Transport {

@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 
 mod bindings;
+mod budget;
 mod conn;
 mod error;
 mod http;
@@ -47,6 +48,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 
+pub use budget::{ADMIT_PERCENT, SHED_PERCENT, default_budget};
 pub use error::FailureKind;
 pub use runtime::{EPOCH_TICK, REUSE_MAX_IDLE, REUSE_MAX_MEMORY};
 
@@ -95,6 +97,14 @@ pub struct Limits {
     /// them: turn it on only for components that keep per-connection state
     /// in their `connection` resource (the guest library's `Handler` does).
     pub instance_reuse: u32,
+    /// What all instances together may hold, in bytes: linear memory grown
+    /// beyond each instance's initial size plus the bytes the host holds for
+    /// writes to slow readers. Above [`ADMIT_PERCENT`] of it new connections
+    /// get `503` with `Retry-After`; above [`SHED_PERCENT`] the connections
+    /// holding the most are closed with `1013`; a grow past the whole budget
+    /// is refused. Default [`default_budget`]: half the machine's memory or
+    /// of its cgroup limit, whichever is lower.
+    pub memory_budget: usize,
 }
 
 impl Default for Limits {
@@ -108,6 +118,7 @@ impl Default for Limits {
             memory_per_connection: 64 << 20,
             shutdown_timeout: Duration::from_secs(5),
             instance_reuse: 1,
+            memory_budget: default_budget(),
         }
     }
 }
@@ -147,6 +158,7 @@ pub struct ServerBuilder {
     listen: SocketAddr,
     listener: Option<std::net::TcpListener>,
     limits: Limits,
+    env: Vec<(String, String)>,
 }
 
 impl ServerBuilder {
@@ -181,6 +193,18 @@ impl ServerBuilder {
         self
     }
 
+    /// Adds `key=value` to the environment every instance of the component
+    /// sees (`wasi:cli/environment`): the component's configuration. The
+    /// guest library's [`Handler`] reads its connection limits from it (see
+    /// docs/hosting.md); the host itself passes nothing else, not even its
+    /// own environment.
+    ///
+    /// [`Handler`]: https://docs.rs/ws-edge-guest
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
     /// Compiles the component and binds the listening socket. Must be called
     /// inside a tokio runtime.
     pub async fn bind(self) -> anyhow::Result<Server> {
@@ -191,9 +215,10 @@ impl ServerBuilder {
                 .with_context(|| format!("reading component {}", path.display()))?,
         };
         let limits = self.limits;
+        let env = self.env;
         let runtime = {
             let limits = limits.clone();
-            tokio::task::spawn_blocking(move || runtime::Runtime::new(&wasm, &limits))
+            tokio::task::spawn_blocking(move || runtime::Runtime::new(&wasm, &limits, env))
                 .await
                 .context("compiling the component")??
         };
@@ -237,6 +262,7 @@ pub struct Monitor {
     live: Arc<AtomicUsize>,
     instantiated: Arc<AtomicU64>,
     failures: Arc<[AtomicU64; FailureKind::ALL.len()]>,
+    budget: Arc<budget::Budget>,
 }
 
 impl Monitor {
@@ -249,6 +275,23 @@ impl Monitor {
     /// the component, fewer with [`Limits::instance_reuse`].
     pub fn instances_created(&self) -> u64 {
         self.instantiated.load(Ordering::Relaxed)
+    }
+
+    /// Bytes counted against [`Limits::memory_budget`] now.
+    pub fn memory_used(&self) -> usize {
+        self.budget.used()
+    }
+
+    /// Connections refused with `503` because the memory budget was above
+    /// [`ADMIT_PERCENT`].
+    pub fn overload_refused(&self) -> u64 {
+        self.budget.refused.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed with `1013` to bring memory back under
+    /// [`SHED_PERCENT`] of the budget.
+    pub fn overload_shed(&self) -> u64 {
+        self.budget.shed.load(Ordering::Relaxed)
     }
 
     /// Guest failures of `kind` so far (each also logged with its kind).
@@ -274,6 +317,7 @@ impl Server {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             listener: None,
             limits: Limits::default(),
+            env: Vec::new(),
         }
     }
 
@@ -288,6 +332,7 @@ impl Server {
             live: self.live.clone(),
             instantiated: self.shared.runtime.instantiated.clone(),
             failures: self.shared.failures.clone(),
+            budget: self.shared.runtime.budget.clone(),
         }
     }
 
@@ -325,6 +370,7 @@ impl Server {
         // of them have finished.
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         let permits = Arc::new(Semaphore::new(self.shared.limits.max_connections.max(1)));
+        let shedder = tokio::spawn(self.shared.runtime.budget.clone().shedder());
         tokio::pin!(shutdown);
 
         loop {
@@ -375,6 +421,7 @@ impl Server {
                 "shutdown timeout: abandoning connections still open"
             );
         }
+        shedder.abort();
         Ok(())
     }
 }

@@ -78,6 +78,29 @@ struct Serve {
     /// `connection` resource.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     instance_reuse: u32,
+
+    /// MiB that all instances together may hold (memory grown beyond each
+    /// instance's initial size, plus bytes waiting for slow readers). Above
+    /// 80 % new connections get 503 with Retry-After; above 90 % the
+    /// connections holding the most are closed with 1013. Default: half the
+    /// machine's memory or of its cgroup limit, whichever is lower (logged
+    /// at start).
+    #[arg(long)]
+    memory_budget_mib: Option<usize>,
+
+    /// Sets KEY=VALUE in the component's environment (wasi:cli/environment),
+    /// the component's configuration; repeatable. Components built with the
+    /// Rust guest library read their connection limits from it, for example
+    /// --env WS_EDGE_MAX_MESSAGE=16777216.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+}
+
+fn parse_env(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {arg:?}")),
+    }
 }
 
 fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
@@ -109,7 +132,18 @@ fn main() -> anyhow::Result<()> {
             .context("--memory-mib is too large")?,
         shutdown_timeout: seconds("shutdown-timeout", args.shutdown_timeout)?,
         instance_reuse: args.instance_reuse,
+        memory_budget: match args.memory_budget_mib {
+            Some(mib) => mib
+                .checked_mul(1 << 20)
+                .context("--memory-budget-mib is too large")?,
+            None => ws_edge_host::default_budget(),
+        },
     };
+    tracing::info!(
+        memory_budget_mib = limits.memory_budget >> 20,
+        default = args.memory_budget_mib.is_none(),
+        "memory budget"
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -117,6 +151,9 @@ fn main() -> anyhow::Result<()> {
         .context("starting the tokio runtime")?;
     runtime.block_on(async move {
         let mut builder = Server::builder().listen(args.listen).limits(limits);
+        for (key, value) in &args.env {
+            builder = builder.env(key, value);
+        }
         if let Some(path) = &args.component {
             builder = builder.component_file(path);
         }

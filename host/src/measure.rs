@@ -46,7 +46,7 @@ pub fn guest_lifetime_at(
         ..Limits::default()
     };
     let t = Instant::now();
-    let runtime = Runtime::new(wasm, &limits)?;
+    let runtime = Runtime::new(wasm, &limits, Vec::new())?;
     let compile = t.elapsed();
 
     let head = format!(
@@ -154,7 +154,7 @@ impl GuestBench {
             ..Limits::default()
         };
         Ok(Self {
-            runtime: Runtime::new(wasm, &limits)?,
+            runtime: Runtime::new(wasm, &limits, Vec::new())?,
             peer: BENCH_PEER,
             transport: Transport {
                 peer: Some(socket_address(BENCH_PEER)),

@@ -30,6 +30,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::Limits;
 use crate::bindings::{HandleHeadParams, HeadResult, INTERFACE, WebsocketServerPre};
+use crate::budget::{Budget, Lease};
 use crate::error::{FailureKind, GuestError};
 use crate::instance::{Guest, guarded};
 use crate::stdio::{GuestLog, PeerLabel, Which};
@@ -49,6 +50,10 @@ const KEEP_RESIDENT: usize = 128 * 1024;
 /// megabytes that a fresh one would not.
 pub const REUSE_MAX_MEMORY: usize = 4 << 20;
 
+/// An instance whose linear memory grew past this is dropped on a blocking
+/// thread rather than on the worker that served its connection.
+const DROP_ASIDE_MEMORY: usize = 4 << 20;
+
 /// With instance reuse, at most this many instances wait for a connection.
 /// Connections start and end in bursts; the idle instances bridge the gaps
 /// (each holds a pool slot and its resident memory).
@@ -64,23 +69,40 @@ pub(crate) struct ConnData {
 }
 
 impl ConnData {
-    /// Forgets an earlier refused `memory.grow` (before each call).
-    pub(crate) fn reset_memory_refused(&mut self) {
-        self.limits.refused = false;
+    /// The instance's registration with the memory budget.
+    pub(crate) fn lease(&self) -> &Lease {
+        &self.limits.lease
     }
 
-    /// Whether a `memory.grow` was refused since the last reset.
-    pub(crate) fn memory_refused(&self) -> bool {
+    /// Forgets an earlier refused `memory.grow` (before each call).
+    pub(crate) fn reset_memory_refused(&mut self) {
+        self.limits.refused = None;
+    }
+
+    /// Which limit refused a `memory.grow` since the last reset, if any.
+    pub(crate) fn memory_refused(&self) -> Option<Refusal> {
         self.limits.refused
     }
 }
 
-/// [`StoreLimits`], remembering how large the instance's memory has grown
-/// and whether a grow was refused.
+/// Which limit refused a `memory.grow`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The instance's own cap ([`Limits::memory_per_connection`]).
+    Cap,
+    /// The server's memory budget ([`Limits::memory_budget`]).
+    Budget,
+}
+
+/// [`StoreLimits`] plus the global memory budget, remembering how large the
+/// instance's memory has grown and whether a grow was refused.
 struct Limiter {
     limits: StoreLimits,
+    lease: Lease,
     memory: usize,
-    refused: bool,
+    refused: Option<Refusal>,
+    /// The budget charge of the grow in progress, given back if it fails.
+    charged: usize,
 }
 
 impl ResourceLimiter for Limiter {
@@ -90,16 +112,36 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        // A memory's creation (current 0) is its initial size, which the
+        // budget does not count; every later grow is charged first.
+        let charge = if current == 0 {
+            0
+        } else {
+            desired.saturating_sub(current)
+        };
+        if charge > 0 && !self.lease.grow(charge) {
+            self.refused = Some(Refusal::Budget);
+            return Ok(false);
+        }
+        let allowed = match self.limits.memory_growing(current, desired, maximum) {
+            Ok(allowed) => allowed,
+            Err(e) => {
+                self.lease.ungrow(charge);
+                return Err(e);
+            }
+        };
         if allowed {
             self.memory = self.memory.max(desired);
+            self.charged = charge;
         } else {
-            self.refused = true;
+            self.lease.ungrow(charge);
+            self.refused = Some(Refusal::Cap);
         }
         Ok(allowed)
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.lease.ungrow(std::mem::take(&mut self.charged));
         self.limits.memory_grow_failed(error)
     }
 
@@ -153,11 +195,20 @@ pub(crate) struct Runtime {
     idle: Mutex<Vec<Guest>>,
     /// Instances created so far.
     pub(crate) instantiated: Arc<AtomicU64>,
+    /// What all instances together may hold.
+    pub(crate) budget: Arc<Budget>,
+    /// The environment every instance sees (`wasi:cli/environment`).
+    env: Vec<(String, String)>,
 }
 
 impl Runtime {
-    /// Compiles `wasm` (a component) and prepares it for instantiation.
-    pub(crate) fn new(wasm: &[u8], limits: &Limits) -> anyhow::Result<Self> {
+    /// Compiles `wasm` (a component) and prepares it for instantiation;
+    /// every instance sees `env` as its environment.
+    pub(crate) fn new(
+        wasm: &[u8],
+        limits: &Limits,
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<Self> {
         let reuse = limits.instance_reuse.max(1);
         let idle_cap = if reuse > 1 { REUSE_MAX_IDLE } else { 0 };
         // Idle instances hold pool slots too.
@@ -236,6 +287,8 @@ impl Runtime {
             reuse,
             idle: Mutex::new(Vec::with_capacity(idle_cap)),
             instantiated: Arc::new(AtomicU64::new(0)),
+            budget: Arc::new(Budget::new(limits.memory_budget)),
+            env,
         };
         // `handle-head` is called with the host's own result types
         // (`lifted`). Every instance of a component has the same types, so
@@ -258,11 +311,13 @@ impl Runtime {
             let waiting = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             if let Some(mut guest) = waiting {
                 guest.store.data().label.set(peer);
+                guest.store.data().lease().set_active(true);
                 guest.served += 1;
                 return Ok(guest);
             }
         }
         let guest = self.fresh(peer)?;
+        guest.store.data().lease().set_active(true);
         self.instantiated.fetch_add(1, Ordering::Relaxed);
         Ok(guest)
     }
@@ -273,6 +328,7 @@ impl Runtime {
         let wasi = WasiCtx::builder()
             .stdout(GuestLog::new(Which::Stdout, label.clone()))
             .stderr(GuestLog::new(Which::Stderr, label.clone()))
+            .envs(&self.env)
             .build();
         let data = ConnData {
             wasi,
@@ -284,8 +340,10 @@ impl Runtime {
                     .tables(8)
                     .memories(2)
                     .build(),
+                lease: self.budget.lease(),
                 memory: 0,
-                refused: false,
+                refused: None,
+                charged: 0,
             },
             label,
         };
@@ -321,11 +379,21 @@ impl Runtime {
         if keep {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             if idle.len() < REUSE_MAX_IDLE {
+                guest.store.data().lease().set_active(false);
                 idle.push(guest);
                 return;
             }
         }
-        // Dropped here, outside the lock.
+        // Giving back a large memory (madvise of every page it touched)
+        // takes long enough to delay the other connections of this worker:
+        // do it on a blocking thread. Small ones are dropped here, outside
+        // the lock.
+        if guest.store.data().limits.memory > DROP_ASIDE_MEMORY
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            handle.spawn_blocking(move || drop(guest));
+            return;
+        }
         drop(guest);
     }
 }
