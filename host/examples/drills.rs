@@ -5,12 +5,16 @@
 //!
 //! `cargo run --release -p ws-edge-host --example drills [DRILL...]`
 //! (`make drills`). Drills: `slowloris`, `flood`, `vanish`, `pingflood`,
-//! `noread`, `panic`, `spin`, `hog`; default all. Exit status 1 if any drill failed.
+//! `noread`, `panic`, `spin`, `hog`, `mem-partial`, `mem-trickle`,
+//! `mem-noread`; default all. Exit status 1 if any drill failed.
 //!
 //! Environment: `DRILL_VANISH` (connections in the vanish drill, default
 //! 100 000), `DRILL_SLOWLORIS` (clients, default 500), `DRILL_MAX_LATENCY_MS`
 //! (bystander bound, default 1000), `DRILL_INSTANCE_REUSE` (the servers'
-//! `Limits::instance_reuse`, default 1).
+//! `Limits::instance_reuse`, default 1), `DRILL_MEMORY_CLIENTS` (clients of
+//! the memory drills, default 1 000), `DRILL_NOREAD_CONNS` (connections of
+//! `mem-noread`, default 10 000; the process needs twice as many file
+//! descriptors, which `make drills` raises).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -83,13 +87,16 @@ struct Running {
 }
 
 /// A server for the component at `component` (a `programs` constant), or for
-/// the bundled echo component.
-async fn start(component: Option<&str>, limits: Limits) -> anyhow::Result<Running> {
+/// the bundled echo component, with `env` as the component's configuration.
+async fn start(component: Option<&str>, limits: Limits, env: Env) -> anyhow::Result<Running> {
     let mut builder = Server::builder()
         .listen("127.0.0.1:0".parse()?)
         .limits(limits);
     if let Some(path) = component {
         builder = builder.component_file(path);
+    }
+    for (key, value) in env {
+        builder = builder.env(*key, *value);
     }
     let server = builder.bind().await?;
     let addr = server.local_addr();
@@ -194,6 +201,9 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
+/// A component configuration (`Server::builder().env`).
+type Env = &'static [(&'static str, &'static str)];
+
 /// Runs `body` with a bystander on a fresh server; folds the bystander's
 /// result and the final live count into the verdict.
 async fn with_bystander<F, Fut>(
@@ -207,7 +217,33 @@ where
     Fut: std::future::Future<Output = (bool, String)>,
 {
     let max_latency = Duration::from_millis(env_usize("DRILL_MAX_LATENCY_MS", 1000) as u64);
-    let server = match start(component, limits).await {
+    with_bystander_env(name, component, limits, &[], Bound::Max(max_latency), body).await
+}
+
+/// What the bystander's echo latency must stay under.
+#[derive(Clone, Copy)]
+enum Bound {
+    /// Every echo.
+    Max(Duration),
+    /// The 99th percentile.
+    P99(Duration),
+}
+
+/// [`with_bystander`] with a component configuration and a bound on the
+/// bystander's worst echo.
+async fn with_bystander_env<F, Fut>(
+    name: &'static str,
+    component: Option<&str>,
+    limits: Limits,
+    env: Env,
+    bound: Bound,
+    body: F,
+) -> Verdict
+where
+    F: FnOnce(SocketAddr, Monitor) -> Fut,
+    Fut: std::future::Future<Output = (bool, String)>,
+{
+    let server = match start(component, limits, env).await {
         Ok(s) => s,
         Err(e) => {
             return Verdict {
@@ -238,9 +274,13 @@ where
                 ms(p99),
                 ms(max)
             );
-            if max > max_latency {
+            let (what, got, limit) = match bound {
+                Bound::Max(limit) => ("max", max, limit),
+                Bound::P99(limit) => ("p99", p99, limit),
+            };
+            if got > limit {
                 ok = false;
-                figures += &format!(" (over the {} bound)", ms(max_latency));
+                figures += &format!(" ({what} over the {} bound)", ms(limit));
             }
         }
         Err(e) => {
@@ -678,9 +718,413 @@ async fn faulty(name: &'static str, component: &'static str, trigger: &'static s
     .await
 }
 
+/// The echo component configured for 16 MiB frames and messages (what the
+/// memory drills attack).
+const BIG_MESSAGES: Env = &[
+    ("WS_EDGE_MAX_FRAME_PAYLOAD", "16777216"),
+    ("WS_EDGE_MAX_MESSAGE", "16777216"),
+    ("WS_EDGE_HIGH_WATER_MARK", "16777216"),
+];
+
+/// Fixed host overhead allowed above the memory budget in the memory
+/// drills: the host itself, the clients of the drill (same process), and
+/// per connection the instance's initial memory and socket buffers, which
+/// the budget does not count.
+fn overhead_kib(connections: usize) -> u64 {
+    128 * 1024 + connections as u64 * 256
+}
+
+/// How one attacking client ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Refused with 503 before an instance was made.
+    Refused,
+    /// Closed with this close code (1013 when shed).
+    Closed(u16),
+    /// Still open when the drill released it.
+    Held,
+    /// Closed by the server without a close frame the client could read
+    /// (a client that does not read cannot receive one).
+    Cut,
+    /// Something else (connection error, unexpected bytes).
+    Other,
+}
+
+/// Reads the server's answer to `UPGRADE`: `Some(true)` for 101, `Some(false)`
+/// for 503, `None` otherwise.
+async fn upgrade(stream: &mut TcpStream) -> Option<bool> {
+    stream.write_all(UPGRADE).await.ok()?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 4096 {
+        if stream.read(&mut byte).await.ok()? == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    match status_of(&head) {
+        Some(101) => Some(true),
+        Some(503)
+            if head
+                .windows(13)
+                .any(|w| w.eq_ignore_ascii_case(b"retry-after: ")) =>
+        {
+            Some(false)
+        }
+        _ => None,
+    }
+}
+
+/// The close code of the server's close frame at the start of `bytes`.
+fn close_code(bytes: &[u8]) -> Option<u16> {
+    match bytes {
+        [0x88, len, a, b, ..] if *len >= 2 => Some(u16::from_be_bytes([*a, *b])),
+        _ => None,
+    }
+}
+
+/// Waits (bounded) for the server's close frame and returns its code.
+async fn await_close(stream: &mut TcpStream, within: Duration) -> Outcome {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 256];
+    let until = Instant::now() + within;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                return close_code(&buf).map_or(Outcome::Cut, Outcome::Closed);
+            }
+            Err(_) => return close_code(&buf).map_or(Outcome::Held, Outcome::Closed),
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if let Some(code) = close_code(&buf) {
+            return Outcome::Closed(code);
+        }
+    }
+}
+
+/// The header of a masked binary frame of `len` payload bytes (mask 0, so
+/// the payload goes as it is).
+fn big_frame_header(len: u64) -> Vec<u8> {
+    let mut h = vec![0x82, 0x80 | 127];
+    h.extend_from_slice(&len.to_be_bytes());
+    h.extend_from_slice(&[0, 0, 0, 0]);
+    h
+}
+
+/// Tallies outcomes: `(held, refused, shed, cut, other)`: held open,
+/// refused with 503, closed with 1013 (shed, or a grow past the whole budget
+/// refused), cut without a close frame the client could read (a client that
+/// does not read cannot receive one), anything else.
+fn tally(outcomes: &[Outcome]) -> (usize, usize, usize, usize, usize) {
+    let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+    (
+        count(&|o| *o == Outcome::Held),
+        count(&|o| *o == Outcome::Refused),
+        count(&|o| *o == Outcome::Closed(1013)),
+        count(&|o| *o == Outcome::Cut),
+        count(&|o| {
+            !matches!(
+                o,
+                Outcome::Held | Outcome::Refused | Outcome::Cut | Outcome::Closed(1013)
+            )
+        }),
+    )
+}
+
+/// Memory drills (a) and (b): `DRILL_MEMORY_CLIENTS` (default 1 000)
+/// clients each open a 16 MiB binary frame against a 1 GiB budget and either
+/// send all but its last KiB at once (`mem-partial`) or trickle it a byte a
+/// second (`mem-trickle`), then hold. Each must end refused with 503, shed
+/// with 1013, failed with 1011 at the hard cap, or still held; host RSS stays
+/// under the budget plus [`overhead_kib`]; the bystander's p99 stays under
+/// 50 ms. The clients run in a child process (`__frame-clients`).
+async fn memory_frames(name: &'static str, trickle: bool) -> Verdict {
+    let clients = env_usize("DRILL_MEMORY_CLIENTS", 1000);
+    let budget = 1usize << 30;
+    let limits = Limits {
+        memory_budget: budget,
+        max_connections: clients + 16,
+        ..base_limits()
+    };
+    let bound = Bound::P99(Duration::from_millis(50));
+    let mode = if trickle { "trickle" } else { "partial" };
+    with_bystander_env(name, None, limits, BIG_MESSAGES, bound, |addr, monitor| async move {
+        let args = [
+            "__frame-clients".to_owned(),
+            addr.to_string(),
+            clients.to_string(),
+            mode.to_owned(),
+        ];
+        let (summary, peak_rss, peak_used, rss0) = match run_clients(&args, &monitor).await {
+            Ok(x) => x,
+            Err(e) => return (false, e),
+        };
+        let rss_bound = (budget as u64 / 1024) + overhead_kib(clients);
+        let ok = summary.contains(" 0 other") && peak_used <= budget && peak_rss <= rss_bound;
+        (
+            ok,
+            format!(
+                "{summary}; budget used peak {} MiB of {} MiB; host RSS {} -> peak {} MiB (bound {} MiB); host counted {} refused, {} shed",
+                peak_used >> 20,
+                budget >> 20,
+                rss0 / 1024,
+                peak_rss / 1024,
+                rss_bound / 1024,
+                monitor.overload_refused(),
+                monitor.overload_shed()
+            ),
+        )
+    })
+    .await
+}
+
+/// Runs this binary with `args` as a client process while sampling the
+/// host's RSS and budget use; returns its summary line, the peaks and the
+/// RSS before.
+async fn run_clients(
+    args: &[String],
+    monitor: &Monitor,
+) -> Result<(String, u64, usize, u64), String> {
+    let rss0 = rss_kib();
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let child = tokio::process::Command::new(exe)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start the clients: {e}"))?;
+    let mut output = Box::pin(child.wait_with_output());
+    let (mut peak_rss, mut peak_used) = (0u64, 0usize);
+    let output = loop {
+        tokio::select! {
+            out = &mut output => break out,
+            () = tokio::time::sleep(Duration::from_millis(20)) => {
+                peak_rss = peak_rss.max(rss_kib());
+                peak_used = peak_used.max(monitor.memory_used());
+            }
+        }
+    };
+    match output {
+        Ok(out) if out.status.success() => Ok((
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            peak_rss,
+            peak_used,
+            rss0,
+        )),
+        Ok(out) => Err(format!(
+            "clients failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        )),
+        Err(e) => Err(format!("clients failed: {e}")),
+    }
+}
+
+/// The child process of `mem-partial` / `mem-trickle`.
+async fn frame_clients(addr: SocketAddr, clients: usize, trickle: bool) -> String {
+    const FRAME: u64 = 16 << 20;
+    let payload = Arc::new(vec![0x5a_u8; 256 * 1024]);
+    let released = Arc::new(AtomicBool::new(false));
+    // At most this many clients connect and send at once; a client that
+    // holds its partial frame (or was answered) makes room for the next.
+    let sending = Arc::new(Semaphore::new(100));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (payload, released, sending) = (payload.clone(), released.clone(), sending.clone());
+        tasks.push(tokio::spawn(async move {
+            let Ok(permit) = sending.acquire_owned().await else {
+                return Outcome::Other;
+            };
+            let Ok(mut stream) = TcpStream::connect(addr).await else {
+                return Outcome::Other;
+            };
+            match upgrade(&mut stream).await {
+                Some(true) => {}
+                Some(false) => return Outcome::Refused,
+                None => return Outcome::Other,
+            }
+            let (mut rd, mut wr) = stream.into_split();
+            let send = async {
+                wr.write_all(&big_frame_header(FRAME)).await?;
+                let mut sent = 0u64;
+                let target = FRAME - 1024;
+                while sent < target && !released.load(Ordering::Relaxed) {
+                    let n = if trickle {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        1
+                    } else {
+                        (target - sent).min(payload.len() as u64) as usize
+                    };
+                    wr.write_all(&payload[..n]).await?;
+                    sent += n as u64;
+                }
+                // Hold until the drill is over.
+                drop(permit);
+                while !released.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok::<_, std::io::Error>(())
+            };
+            let mut first = [0u8; 256];
+            tokio::select! {
+                r = send => if r.is_ok() { Outcome::Held } else { Outcome::Other },
+                r = rd.read(&mut first) => match r {
+                    Ok(n) if n > 0 => {
+                        let mut buf = first[..n].to_vec();
+                        if close_code(&buf).is_none() {
+                            let mut more = [0u8; 16];
+                            let read = tokio::time::timeout(Duration::from_secs(5), rd.read(&mut more));
+                            if let Ok(Ok(m)) = read.await {
+                                buf.extend_from_slice(&more[..m]);
+                            }
+                        }
+                        close_code(&buf).map_or(Outcome::Other, Outcome::Closed)
+                    }
+                    _ => Outcome::Other,
+                },
+            }
+        }));
+    }
+    // Attack for a while: every client has connected and either been
+    // answered or started its frame.
+    tokio::time::sleep(if trickle {
+        Duration::from_secs(8)
+    } else {
+        Duration::from_secs(15)
+    })
+    .await;
+    released.store(true, Ordering::Relaxed);
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        let outcome = tokio::time::timeout(Duration::from_secs(30), t).await;
+        outcomes.push(outcome.ok().and_then(|r| r.ok()).unwrap_or(Outcome::Other));
+    }
+    let (held, refused, shed, cut, other) = tally(&outcomes);
+    format!(
+        "{clients} clients: {held} held, {refused} refused 503, {shed} shed 1013, {cut} cut, {other} other"
+    )
+}
+
+/// Memory drill (c): `DRILL_NOREAD_CONNS` (default 10 000) connections each
+/// send 256 KiB binary messages they never read the echoes of, against a
+/// 256 MiB budget: the output the host holds for them stays under the
+/// budget (it sheds the largest with 1013), not only under the write
+/// timeout (30 s, longer than the drill). The clients run in a child
+/// process (this binary, `__noread-clients ADDR N`), so that neither
+/// process needs more than N file descriptors and the RSS measured here is
+/// the host's alone.
+async fn memory_noread() -> Verdict {
+    let conns = env_usize("DRILL_NOREAD_CONNS", 10_000);
+    let budget = 256usize << 20;
+    let limits = Limits {
+        memory_budget: budget,
+        max_connections: conns + 16,
+        ..base_limits()
+    };
+    let bound = Bound::P99(Duration::from_millis(50));
+    with_bystander_env("mem-noread", None, limits, BIG_MESSAGES, bound, |addr, monitor| async move {
+        let args = [
+            "__noread-clients".to_owned(),
+            addr.to_string(),
+            conns.to_string(),
+        ];
+        let (summary, peak_rss, peak_used, rss0) = match run_clients(&args, &monitor).await {
+            Ok(x) => x,
+            Err(e) => return (false, e),
+        };
+        let rss_bound = (budget as u64 / 1024) + overhead_kib(conns);
+        let ok = summary.contains(" 0 other") && peak_used <= budget && peak_rss <= rss_bound;
+        (
+            ok,
+            format!(
+                "{summary}; budget used peak {} MiB of {} MiB; host RSS {} -> peak {} MiB (bound {} MiB); host counted {} refused, {} shed",
+                peak_used >> 20,
+                budget >> 20,
+                rss0 / 1024,
+                peak_rss / 1024,
+                rss_bound / 1024,
+                monitor.overload_refused(),
+                monitor.overload_shed()
+            ),
+        )
+    })
+    .await
+}
+
+/// The child process of `mem-noread`: opens `conns` connections to `addr`,
+/// each sending 256 KiB messages it never reads the echoes of, and prints
+/// how they ended.
+async fn noread_clients(addr: SocketAddr, conns: usize) -> String {
+    let mut message = big_frame_header(256 * 1024);
+    message.extend(std::iter::repeat_n(0x5a_u8, 256 * 1024));
+    let message = Arc::new(message);
+    let connect = Arc::new(Semaphore::new(256));
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (message, connect) = (message.clone(), connect.clone());
+        tasks.push(tokio::spawn(async move {
+            let permit = connect.acquire_owned().await.ok()?;
+            let mut stream = TcpStream::connect(addr).await.ok()?;
+            let admitted = upgrade(&mut stream).await?;
+            drop(permit);
+            if !admitted {
+                return Some(Outcome::Refused);
+            }
+            // Send until the server stops reading; never read.
+            for _ in 0..8 {
+                let write = stream.write_all(&message);
+                if tokio::time::timeout(Duration::from_secs(2), write)
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            Some(await_close(&mut stream, Duration::from_secs(15)).await)
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        let outcome = tokio::time::timeout(Duration::from_secs(60), t).await;
+        outcomes.push(
+            outcome
+                .ok()
+                .and_then(|r| r.ok())
+                .flatten()
+                .unwrap_or(Outcome::Other),
+        );
+    }
+    let (held, refused, shed, cut, other) = tally(&outcomes);
+    format!(
+        "{conns} non-reading connections: {held} held, {refused} refused 503, {shed} shed 1013, {cut} cut, {other} other"
+    )
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let mut wanted: Vec<String> = std::env::args().skip(1).collect();
+    if wanted.first().map(String::as_str) == Some("__noread-clients") {
+        let addr = wanted.get(1).and_then(|a| a.parse().ok());
+        let conns = wanted.get(2).and_then(|n| n.parse().ok());
+        let (Some(addr), Some(conns)) = (addr, conns) else {
+            eprintln!("usage: drills __noread-clients ADDR N");
+            std::process::exit(2);
+        };
+        println!("{}", noread_clients(addr, conns).await);
+        return;
+    }
+    if wanted.first().map(String::as_str) == Some("__frame-clients") {
+        let addr = wanted.get(1).and_then(|a| a.parse().ok());
+        let clients = wanted.get(2).and_then(|n| n.parse().ok());
+        let trickle = wanted.get(3).map(String::as_str) == Some("trickle");
+        let (Some(addr), Some(clients)) = (addr, clients) else {
+            eprintln!("usage: drills __frame-clients ADDR N partial|trickle");
+            std::process::exit(2);
+        };
+        println!("{}", frame_clients(addr, clients, trickle).await);
+        return;
+    }
     if wanted.is_empty() {
         wanted = [
             "slowloris",
@@ -691,6 +1135,9 @@ async fn main() {
             "panic",
             "spin",
             "hog",
+            "mem-partial",
+            "mem-trickle",
+            "mem-noread",
         ]
         .map(String::from)
         .to_vec();
@@ -707,6 +1154,9 @@ async fn main() {
             "panic" => faulty("panic", programs::GUEST_PANIC, "panic").await,
             "spin" => faulty("spin", programs::GUEST_SPIN, "spin").await,
             "hog" => faulty("hog", programs::GUEST_HOG, "hog").await,
+            "mem-partial" => memory_frames("mem-partial", false).await,
+            "mem-trickle" => memory_frames("mem-trickle", true).await,
+            "mem-noread" => memory_noread().await,
             other => {
                 eprintln!("unknown drill {other}");
                 std::process::exit(2);
