@@ -522,6 +522,18 @@ impl Connection {
                 dec.ctrl_len += take;
             } else {
                 let start = dec.buf.len();
+                if start + take > dec.buf.capacity() {
+                    // Grow geometrically, but past the end of this frame
+                    // only while under the message limit: a 16 MiB frame
+                    // must not leave a 32 MiB buffer.
+                    let frame_end = start + (fr.len - fr.done) as usize;
+                    let max_message =
+                        usize::try_from(self.out.config.max_message).unwrap_or(usize::MAX);
+                    let doubled = dec.buf.capacity().saturating_mul(2);
+                    let upper = frame_end.max(doubled.min(max_message));
+                    let target = doubled.clamp(start + take, upper);
+                    dec.buf.reserve_exact(target - start);
+                }
                 mask_extend(&mut dec.buf, chunk, fr.mask, fr.done as usize);
                 let piece = &dec.buf[start..];
                 if let Some(Message {
@@ -976,5 +988,67 @@ mod tests {
             rest -= n;
         }
         assert_eq!(got, [16 << 20]);
+    }
+
+    #[test]
+    fn a_growing_buffer_never_passes_the_message_limit() {
+        let config = Config {
+            max_frame_payload: 16 << 20,
+            max_message: 16 << 20,
+            ..Config::default()
+        };
+        let mut c = Connection::new(config, 0);
+        let len: usize = (16 << 20) - 3;
+        let mut input = header(len as u64);
+        input.extend_from_slice(&[0; 777]);
+        c.receive(&input, 0, |_, _| {});
+        let mut rest = len - 777;
+        let chunk = vec![0u8; 100_000];
+        let mut peak = 0;
+        while rest > 1 {
+            let n = (rest - 1).min(chunk.len());
+            c.receive(&chunk[..n], 0, |_, _| {});
+            peak = peak.max(c.dec.buf.capacity());
+            rest -= n;
+        }
+        assert!(
+            peak <= 16 << 20,
+            "capacity {peak} for a frame of {len} and a limit of 16 MiB"
+        );
+    }
+
+    #[test]
+    fn many_small_fragments_grow_the_buffer_geometrically() {
+        let config = Config {
+            max_message: 4 << 20,
+            ..Config::default()
+        };
+        let mut c = Connection::new(config, 0);
+        let mut grows = 0;
+        let mut cap = 0;
+        let frame = |first: bool, fin: bool| {
+            let mut f = vec![
+                if first { 0x02 } else { 0x00 } | if fin { 0x80 } else { 0 },
+                0x80 | 64,
+            ];
+            f.extend_from_slice(&[0; 4]);
+            f.extend_from_slice(&[7; 64]);
+            f
+        };
+        let n = (4 << 20) / 64;
+        let mut got = Vec::new();
+        for i in 0..n {
+            c.receive(&frame(i == 0, i == n - 1), 0, |e, _| {
+                if let Event::Binary(b) = e {
+                    got.push(b.len());
+                }
+            });
+            if c.dec.buf.capacity() != cap {
+                cap = c.dec.buf.capacity();
+                grows += 1;
+            }
+        }
+        assert_eq!(got, [4 << 20]);
+        assert!(grows < 40, "{grows} reallocations for {n} fragments");
     }
 }
