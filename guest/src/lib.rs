@@ -34,6 +34,11 @@
 //! drives one [`ws_edge::protocol::Connection`] per accepted connection,
 //! calling the handler's hooks for each message and for the close.
 //!
+//! Connection limits come from [`Handler::connection_config`], which by
+//! default applies the operator's `WS_EDGE_*` environment variables
+//! (`ws-edge serve --env KEY=VALUE`) to the library's defaults; see
+//! [`config`].
+//!
 //! Handlers written in other languages export the WIT `handler` interface
 //! instead; [`compose::Delegate`] is the [`Handler`] that forwards to such an
 //! imported handler (see `examples/compose` and `docs/composition.md`).
@@ -57,6 +62,9 @@ use ws_edge::protocol::{self as proto, Event};
 extern crate self as ws_edge_guest;
 
 pub mod compose;
+pub mod config;
+
+pub use config::config_from_env;
 
 /// The generated bindings (not for handler authors).
 ///
@@ -176,9 +184,25 @@ pub trait Handler: Sized + 'static {
 
     /// Settings of an accepted connection (frame and message limits,
     /// keepalive, close timeout). Called per accepted connection.
+    ///
+    /// The default is [`config_from_env`]`(Config::default())`: the library's
+    /// defaults (64 KiB frames, 1 MiB messages) with whatever the operator
+    /// set through the component's environment (`ws-edge serve --env
+    /// WS_EDGE_MAX_MESSAGE=4194304`; the keys are listed in [`config`]).
+    /// A handler that overrides this should start from `config_from_env` too,
+    /// so the operator keeps that channel:
+    ///
+    /// ```ignore
+    /// fn connection_config(_request: &Request) -> Config {
+    ///     ws_edge_guest::config_from_env(Config {
+    ///         fragment_threshold: None,
+    ///         ..Config::default()
+    ///     })
+    /// }
+    /// ```
     fn connection_config(request: &Request) -> Config {
         let _ = request;
-        Config::default()
+        config_from_env(Config::default())
     }
 }
 

@@ -1,12 +1,20 @@
 //! The echo component: accepts every valid upgrade request and sends each
 //! message back as it came (text as text, binary as binary).
 //!
-//! Limits are raised above WebSocket-Node's defaults so that the
-//! Autobahn|Testsuite cases with 16 MiB messages (9.*) are echoed, and a
-//! message goes back as one frame, as it usually came, rather than in the
-//! default 16 KiB fragments.
+//! It keeps the library's limits (64 KiB frames, 1 MiB messages, 1 MiB of
+//! queued output), and sends a message back as one frame, as it usually came,
+//! rather than in the default 16 KiB fragments. An operator raises the limits
+//! through the component's environment, for example for the
+//! Autobahn|Testsuite cases with 16 MiB messages (9.*):
+//!
+//! ```text
+//! ws-edge serve --env WS_EDGE_MAX_FRAME_PAYLOAD=16777216 \
+//!     --env WS_EDGE_MAX_MESSAGE=16777216 --env WS_EDGE_HIGH_WATER_MARK=16777216
+//! ```
+//!
+//! (`ws_edge_guest::config` lists the keys.)
 
-use ws_edge_guest::{Config, Decision, Handler, Message, Outbox, Request};
+use ws_edge_guest::{Config, Decision, Handler, Message, Outbox, Request, config_from_env};
 
 /// Per-connection state: none.
 struct Echo;
@@ -27,13 +35,10 @@ impl Handler for Echo {
     }
 
     fn connection_config(_request: &Request) -> Config {
-        Config {
-            max_frame_payload: 16 << 20,
-            max_message: 16 << 20,
-            high_water_mark: 16 << 20,
+        config_from_env(Config {
             fragment_threshold: None,
             ..Config::default()
-        }
+        })
     }
 }
 

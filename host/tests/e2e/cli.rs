@@ -1,5 +1,5 @@
 //! The `ws-edge` binary: the `listening on` line, the bundled echo
-//! component, `--help`, and SIGTERM closing connections with 1001.
+//! component, `--help`, `--env`, and SIGTERM closing connections with 1001.
 
 use std::process::Stdio;
 
@@ -71,6 +71,7 @@ fn help_documents_every_flag_with_its_default() {
         "--cpu-deadline-ms",
         "--memory-mib",
         "--shutdown-timeout",
+        "--env",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
@@ -78,4 +79,19 @@ fn help_documents_every_flag_with_its_default() {
         help.matches("[default: ").count() >= 8,
         "defaults shown:\n{help}"
     );
+}
+
+#[test]
+fn env_without_equals_is_a_usage_error() {
+    for bad in ["WS_EDGE_MAX_MESSAGE", "=4194304"] {
+        let output = std::process::Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--env", bad])
+            .stdin(Stdio::null())
+            .output()
+            .expect("ws-edge runs");
+        assert_eq!(output.status.code(), Some(2), "--env {bad}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("KEY=VALUE"), "--env {bad}:\n{stderr}");
+        assert!(output.stdout.is_empty(), "nothing served for --env {bad}");
+    }
 }

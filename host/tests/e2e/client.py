@@ -20,7 +20,8 @@ async def main(url: str) -> None:
         await ws.send(data)
         assert await ws.recv() == data
 
-        big = "x" * 200_000
+        # Exactly the echo's default frame limit (64 KiB, one frame each way).
+        big = "x" * 65_536
         await ws.send(big)
         assert await ws.recv() == big
 

@@ -54,13 +54,29 @@ impl TestServer {
 
     /// Serves the component at `path` with `limits`.
     pub async fn start_file(path: PathBuf, limits: Limits) -> TestServer {
-        let server = Server::builder()
+        TestServer::start_with_env(path, limits, std::iter::empty::<(String, String)>()).await
+    }
+
+    /// Serves the component at `path` with `limits` and `env` in every
+    /// instance's environment (the component's configuration, as
+    /// `ws-edge serve --env KEY=VALUE` sets it).
+    pub async fn start_with_env<K, V>(
+        path: impl Into<PathBuf>,
+        limits: Limits,
+        env: impl IntoIterator<Item = (K, V)>,
+    ) -> TestServer
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut builder = Server::builder()
             .component_file(path)
             .listen("127.0.0.1:0".parse().expect("valid address"))
-            .limits(limits)
-            .bind()
-            .await
-            .expect("server binds");
+            .limits(limits);
+        for (key, value) in env {
+            builder = builder.env(key, value);
+        }
+        let server = builder.bind().await.expect("server binds");
         let addr = server.local_addr();
         let monitor = server.monitor();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -97,6 +113,16 @@ impl TestServer {
                 .expect("server run returned Ok");
         }
     }
+}
+
+/// The guest library's settings that raise a component's frame, message and
+/// output limits to `bytes`, for [`TestServer::start_with_env`].
+pub fn raised_limits(bytes: usize) -> [(&'static str, String); 3] {
+    [
+        ("WS_EDGE_MAX_FRAME_PAYLOAD", bytes.to_string()),
+        ("WS_EDGE_MAX_MESSAGE", bytes.to_string()),
+        ("WS_EDGE_HIGH_WATER_MARK", bytes.to_string()),
+    ]
 }
 
 pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;

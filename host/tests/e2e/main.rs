@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod common;
 mod compose;
+mod config;
 mod faults;
 mod handshake;
 mod hostile;

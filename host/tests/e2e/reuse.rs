@@ -92,7 +92,14 @@ async fn an_instance_that_trapped_is_never_reused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_whose_memory_grew_is_not_kept() {
-    let server = TestServer::start(programs::ECHO, reuse(100)).await;
+    // The echo's limits raised through its configuration so that one message
+    // grows the instance past REUSE_MAX_MEMORY.
+    let server = TestServer::start_with_env(
+        programs::ECHO,
+        reuse(100),
+        raised_limits(2 * REUSE_MAX_MEMORY),
+    )
+    .await;
     let mut ws = connect(&server.url("/")).await;
     let big = vec![0x5a_u8; REUSE_MAX_MEMORY + (1 << 20)];
     ws.send(Message::binary(big.clone())).await.expect("send");

@@ -38,7 +38,8 @@ async fn large_message_echo() {
         Message::Binary(got) => assert!(got[..] == data[..], "64 KiB echo differs"),
         other => panic!("expected binary, got {other:?}"),
     }
-    let text = "ab€".repeat(22_000);
+    // 65 000 bytes: the bundled echo keeps the library's 64 KiB frame limit.
+    let text = "ab€".repeat(13_000);
     assert_echo(&mut ws, &text).await;
     drop(ws);
     server.shutdown().await;
