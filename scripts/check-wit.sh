@@ -98,6 +98,16 @@ interface_body() { # WIT-FILE NAME
         }' "$1"
 }
 
+# interface_body with each top-level item (a record, variant, resource, ...
+# with all its lines) on one line, items sorted: composition may reorder the
+# items of an interface without changing it.
+interface_items() { # WIT-FILE NAME
+    interface_body "$1" "$2" | awk '
+        { item = item (item == "" ? "" : " ") $0
+          depth += gsub(/\{/, "{") - gsub(/\}/, "}")
+          if (depth == 0) { print item; item = "" } }' | LC_ALL=C sort
+}
+
 # The top-level `import`/`export` lines of the component's root world.
 world_items() { # WIT-FILE import|export
     awk -v kind="$2" '
@@ -113,7 +123,7 @@ interface_bodies() { # WIT-FILE
     local name
     for name in "${iface_names[@]}"; do
         echo "== $name"
-        interface_body "$1" "$name"
+        interface_items "$1" "$name"
     done
 }
 interface_bodies "$tmp/contract.wit" >"$tmp/contract.iface"
