@@ -1015,7 +1015,16 @@ async fn frame_clients(addr: SocketAddr, clients: usize, trickle: bool) -> Strin
 /// process needs more than N file descriptors and the RSS measured here is
 /// the host's alone.
 async fn memory_noread() -> Verdict {
-    let conns = env_usize("DRILL_NOREAD_CONNS", 10_000);
+    let wanted = env_usize("DRILL_NOREAD_CONNS", 10_000);
+    // Each process holds one descriptor per connection plus a few hundred of
+    // its own; below that the drill runs fewer connections and says so.
+    let fd_limit = open_files_limit();
+    let conns = wanted.min(fd_limit.saturating_sub(512));
+    let fewer = if conns < wanted {
+        format!(" (file limit {fd_limit}: {conns} of {wanted} connections)")
+    } else {
+        String::new()
+    };
     let budget = 256usize << 20;
     let limits = Limits {
         memory_budget: budget,
@@ -1038,7 +1047,7 @@ async fn memory_noread() -> Verdict {
         (
             ok,
             format!(
-                "{summary}; budget used peak {} MiB of {} MiB; host RSS {} -> peak {} MiB (bound {} MiB); host counted {} refused, {} shed",
+                "{summary}{fewer}; budget used peak {} MiB of {} MiB; host RSS {} -> peak {} MiB (bound {} MiB); host counted {} refused, {} shed",
                 peak_used >> 20,
                 budget >> 20,
                 rss0 / 1024,
@@ -1050,6 +1059,19 @@ async fn memory_noread() -> Verdict {
         )
     })
     .await
+}
+
+/// The soft limit on open files of this process (`/proc/self/limits`).
+fn open_files_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(usize::MAX)
 }
 
 /// The child process of `mem-noread`: opens `conns` connections to `addr`,
