@@ -31,7 +31,9 @@ pub enum Event<'a> {
     Ping(&'a [u8]),
     /// A pong (solicited or not).
     Pong(&'a [u8]),
-    /// The connection is closed: the last event it delivers, exactly once.
+    /// The connection is closed: the last event it delivers, once, when it
+    /// enters [`State::Closed`] (never for a connection dropped before it
+    /// ends). [`State::Closed`] carries the [`Ending`] these two come from.
     ///
     /// The code and reason are the peer's close frame when the peer closed
     /// (1005 with an empty reason if its frame had no code), the code ws-edge
