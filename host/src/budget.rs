@@ -78,6 +78,10 @@ pub(crate) struct Budget {
     next_id: AtomicU64,
     /// Wakes the shedder task.
     pressure: Notify,
+    /// The last admission decision was a refusal.
+    refusing: AtomicBool,
+    /// When the shedder last logged.
+    last_shed_log: Mutex<Option<std::time::Instant>>,
     pub(crate) refused: Arc<AtomicU64>,
     pub(crate) shed: Arc<AtomicU64>,
 }
@@ -93,6 +97,8 @@ impl Budget {
             instances: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             pressure: Notify::new(),
+            refusing: AtomicBool::new(false),
+            last_shed_log: Mutex::new(None),
             refused: Arc::default(),
             shed: Arc::default(),
         }
@@ -106,6 +112,32 @@ impl Budget {
     /// Whether a new connection may be admitted.
     pub(crate) fn admits(&self) -> bool {
         self.used() <= self.admit_below
+    }
+
+    /// Decides on a new connection: admits it, or counts a refusal. The
+    /// first refusal after a period of admitting, and the first admission
+    /// after refusing, are logged (single refusals are `debug` lines).
+    pub(crate) fn admit(&self) -> bool {
+        let admits = self.admits();
+        if !admits {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.refusing.swap(!admits, Ordering::Relaxed) == admits {
+            if admits {
+                tracing::warn!(
+                    used_mib = self.used() >> 20,
+                    refused = self.refused.load(Ordering::Relaxed),
+                    "memory budget: admitting new connections again"
+                );
+            } else {
+                tracing::warn!(
+                    used_mib = self.used() >> 20,
+                    limit_mib = self.limit >> 20,
+                    "memory budget: above {ADMIT_PERCENT} %, refusing new connections with 503"
+                );
+            }
+        }
+        admits
     }
 
     /// Registers a new instance; the lease releases what it held when
@@ -200,13 +232,19 @@ impl Budget {
             picked += 1;
         }
         if picked > 0 {
-            self.shed.fetch_add(picked as u64, Ordering::Relaxed);
-            tracing::warn!(
-                used_mib = used >> 20,
-                limit_mib = self.limit >> 20,
-                shed = picked,
-                "memory budget: shedding the largest connections"
-            );
+            let total = self.shed.fetch_add(picked as u64, Ordering::Relaxed) + picked as u64;
+            // One line a second at most, however often the shedder runs.
+            let mut last = self.last_shed_log.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(1)) {
+                *last = Some(std::time::Instant::now());
+                tracing::warn!(
+                    used_mib = used >> 20,
+                    limit_mib = self.limit >> 20,
+                    shed = picked,
+                    shed_total = total,
+                    "memory budget: above {SHED_PERCENT} %, closing the largest connections with 1013"
+                );
+            }
         }
         picked
     }
@@ -347,9 +385,12 @@ mod tests {
         assert!(a.grow(80 << 20));
         assert!(budget.admits(), "at the threshold");
         let held = a.account().hold(1 << 20);
-        assert!(!budget.admits());
+        assert!(!budget.admit());
+        assert!(!budget.admit());
+        assert_eq!(budget.refused.load(Ordering::Relaxed), 2);
         drop(held);
-        assert!(budget.admits());
+        assert!(budget.admit());
+        assert_eq!(budget.refused.load(Ordering::Relaxed), 2);
     }
 
     #[test]

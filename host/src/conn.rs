@@ -189,9 +189,8 @@ async fn handshake<S: Socket>(
 ) -> Option<Upgraded> {
     let write_timeout = shared.limits.write_timeout;
     let budget = &shared.runtime.budget;
-    if !budget.admits() {
-        budget.refused.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(%peer, used_mib = budget.used() >> 20, "memory budget: refusing a new connection with 503");
+    if !budget.admit() {
+        tracing::debug!(%peer, "memory budget: refusing a new connection with 503");
         reply_and_close(stream, &plain(503, OVERLOADED), write_timeout).await;
         return None;
     }
@@ -309,7 +308,7 @@ async fn close<S: Socket>(stream: &mut S, peer: SocketAddr, shared: &Shared, end
         // The instance (and the memory it held) is gone already. Try to say
         // why without waiting: a peer that does not read gets no more time.
         End::Shed => {
-            tracing::info!(%peer, "memory budget: connection shed with 1013");
+            tracing::debug!(%peer, "memory budget: connection shed with 1013");
             let _ = try_write_all(stream, &close_frame(CloseCode::TRY_AGAIN_LATER));
             reply_and_close(stream, &[], write_timeout).await;
         }
