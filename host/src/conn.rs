@@ -423,7 +423,7 @@ async fn pump<S: Socket>(
         // A connection that floods is always readable, so the biased select
         // below would never look at `shed`.
         if account.is_shed() {
-            return End::Shed;
+            return shed_now(guest, conn, shared);
         }
         if let Some(result) = next.take() {
             let transmit = match result {
@@ -435,7 +435,7 @@ async fn pump<S: Socket>(
                     .await
                 {
                     Ok(()) => {}
-                    Err(Written::Shed) => return End::Shed,
+                    Err(Written::Shed) => return shed_now(guest, conn, shared),
                     Err(Written::Failed(e)) => {
                         let _ = guest.disconnected(conn, shared.now_ms());
                         return End::Io(e);
@@ -511,9 +511,17 @@ async fn pump<S: Socket>(
                 next = Some(guest.tick(conn, shared.now_ms()));
             }
             changed = shutdown.changed(), if !closing_sent => server_gone = changed.is_err(),
-            () = &mut shed => return End::Shed,
+            () = &mut shed => return shed_now(guest, conn, shared),
         }
     }
+}
+
+/// Ends a connection the memory budget shed: the handler's close hook runs
+/// (as for a lost connection) so the application can let go of it; the
+/// host then drops the instance and sends `1013` itself.
+fn shed_now(guest: &mut Guest, conn: ResourceAny, shared: &Shared) -> End {
+    let _ = guest.disconnected(conn, shared.now_ms());
+    End::Shed
 }
 
 /// Why [`write_transmit`] did not write everything.
