@@ -39,37 +39,23 @@ use crate::Parsed;
 /// assert_eq!(value.unwrap().target, "/chat");
 /// ```
 pub fn parse_head(buf: &[u8], config: &HandshakeConfig) -> Parsed<Result<RequestParts, Rejection>> {
-    match parse_raw(buf, &config.limits) {
-        RawStatus::Incomplete => Parsed::Incomplete,
-        RawStatus::Rejected {
-            consumed,
-            rejection,
-        } => Parsed::Complete {
-            consumed,
-            value: Err(rejection),
-        },
-        RawStatus::Complete(raw) => {
-            let text = |s: Span| String::from_utf8_lossy(s.get(buf)).into_owned();
-            let parts = RequestParts {
-                method: text(raw.method),
-                target: text(raw.target),
-                version: raw.version,
-                headers: raw
-                    .headers
-                    .iter()
-                    .map(|h| Header {
-                        name: Cow::Owned(text(h.name)),
-                        value: Cow::Owned(h.value.get(buf).to_vec()),
-                    })
-                    .collect(),
-                transport: Transport::default(),
-            };
-            Parsed::Complete {
-                consumed: raw.consumed,
-                value: Ok(parts),
-            }
-        }
-    }
+    parse_raw(buf, &config.limits).into_parsed(|raw| {
+        let text = |s: Span| String::from_utf8_lossy(s.get(buf)).into_owned();
+        Ok(RequestParts {
+            method: text(raw.method),
+            target: text(raw.target),
+            version: raw.version,
+            headers: raw
+                .headers
+                .iter()
+                .map(|h| Header {
+                    name: Cow::Owned(text(h.name)),
+                    value: Cow::Owned(h.value.get(buf).to_vec()),
+                })
+                .collect(),
+            transport: Transport::default(),
+        })
+    })
 }
 
 /// A parsed head as spans into the input buffer.
@@ -88,6 +74,31 @@ pub(crate) enum RawStatus {
         rejection: Rejection,
     },
     Complete(RawHead),
+}
+
+impl RawStatus {
+    /// The answer for this status: `Incomplete`, the rejection, or what
+    /// `complete` makes of the head, with the head's length as `consumed`.
+    #[inline]
+    pub(crate) fn into_parsed<T>(
+        self,
+        complete: impl FnOnce(RawHead) -> Result<T, Rejection>,
+    ) -> Parsed<Result<T, Rejection>> {
+        match self {
+            RawStatus::Incomplete => Parsed::Incomplete,
+            RawStatus::Rejected {
+                consumed,
+                rejection,
+            } => Parsed::Complete {
+                consumed,
+                value: Err(rejection),
+            },
+            RawStatus::Complete(raw) => Parsed::Complete {
+                consumed: raw.consumed,
+                value: complete(raw),
+            },
+        }
+    }
 }
 
 /// Header slots kept on the stack; larger limits use the heap.

@@ -4,7 +4,7 @@
 #![allow(dead_code, reason = "each test file uses only some helpers")]
 
 use ws_edge::Parsed;
-use ws_edge::protocol::{Event, FrameHeader, OpCode, apply_mask};
+use ws_edge::protocol::{Event, FrameHeader, OpCode, write_frame};
 
 /// An owned copy of an [`Event`], so tests can collect and compare events.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +52,8 @@ pub fn header(buf: &[u8]) -> (FrameHeader, usize) {
 }
 
 /// Appends a whole frame with RSV bits to `out`, the payload masked with
-/// `mask` if one is given: what an extension-speaking client sends.
+/// `mask` if one is given: what an extension-speaking client sends. The
+/// RSV bits sit in the first byte, outside the masked payload.
 pub fn write_frame_rsv(
     out: &mut Vec<u8>,
     fin: bool,
@@ -61,17 +62,7 @@ pub fn write_frame_rsv(
     mask: Option<[u8; 4]>,
     payload: &[u8],
 ) {
-    FrameHeader {
-        fin,
-        rsv,
-        opcode,
-        mask,
-        payload_len: payload.len() as u64,
-    }
-    .write(out);
     let start = out.len();
-    out.extend_from_slice(payload);
-    if let Some(m) = mask {
-        apply_mask(&mut out[start..], m, 0);
-    }
+    write_frame(out, fin, opcode, mask, payload);
+    out[start] |= rsv & 0x70;
 }

@@ -62,28 +62,17 @@ impl Request {
         config: &HandshakeConfig,
         storage: impl FnOnce(usize) -> Vec<u8>,
     ) -> Parsed<Result<Request, Rejection>> {
-        match raw {
-            RawStatus::Incomplete => Parsed::Incomplete,
-            RawStatus::Rejected {
-                consumed,
-                rejection,
-            } => Parsed::Complete {
-                consumed,
-                value: Err(rejection),
-            },
-            RawStatus::Complete(raw) => Parsed::Complete {
-                consumed: raw.consumed,
-                value: Request::validate(
-                    storage(raw.consumed),
-                    raw.method,
-                    raw.target,
-                    raw.version,
-                    raw.headers,
-                    transport,
-                    config,
-                ),
-            },
-        }
+        raw.into_parsed(|raw| {
+            Request::validate(
+                storage(raw.consumed),
+                raw.method,
+                raw.target,
+                raw.version,
+                raw.headers,
+                transport,
+                config,
+            )
+        })
     }
 
     /// Validates a request a host has already parsed: the readHandshake of
