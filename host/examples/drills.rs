@@ -849,34 +849,56 @@ async fn memory_frames(name: &'static str, trickle: bool) -> Verdict {
     };
     let bound = Bound::P99(Duration::from_millis(50));
     let mode = if trickle { "trickle" } else { "partial" };
-    with_bystander_env(name, None, limits, BIG_MESSAGES, bound, |addr, monitor| async move {
-        let args = [
-            "__frame-clients".to_owned(),
-            addr.to_string(),
-            clients.to_string(),
-            mode.to_owned(),
-        ];
-        let (summary, peak_rss, peak_used, rss0) = match run_clients(&args, &monitor).await {
-            Ok(x) => x,
-            Err(e) => return (false, e),
-        };
-        let rss_bound = (budget as u64 / 1024) + overhead_kib(clients);
-        let ok = summary.contains(" 0 other") && peak_used <= budget && peak_rss <= rss_bound;
-        (
-            ok,
-            format!(
-                "{summary}; budget used peak {} MiB of {} MiB; host RSS {} -> peak {} MiB (bound {} MiB); host counted {} refused, {} shed",
-                peak_used >> 20,
-                budget >> 20,
-                rss0 / 1024,
-                peak_rss / 1024,
-                rss_bound / 1024,
-                monitor.overload_refused(),
-                monitor.overload_shed()
-            ),
-        )
-    })
+    with_bystander_env(
+        name,
+        None,
+        limits,
+        BIG_MESSAGES,
+        bound,
+        |addr, monitor| async move {
+            let args = [
+                "__frame-clients".to_owned(),
+                addr.to_string(),
+                clients.to_string(),
+                mode.to_owned(),
+            ];
+            judge_memory(&args, &monitor, budget, clients, "").await
+        },
+    )
     .await
+}
+
+/// Runs the clients of a memory drill (`args` for this binary) against a
+/// server with a budget of `budget` bytes serving up to `connections`, and
+/// judges it: no client ended otherwise than allowed, the budget held, the
+/// host's RSS stayed under the budget plus [`overhead_kib`]. `note` is added
+/// to the clients' summary.
+async fn judge_memory(
+    args: &[String],
+    monitor: &Monitor,
+    budget: usize,
+    connections: usize,
+    note: &str,
+) -> (bool, String) {
+    let (summary, peak_rss, peak_used, rss0) = match run_clients(args, monitor).await {
+        Ok(x) => x,
+        Err(e) => return (false, e),
+    };
+    let rss_bound = (budget as u64 / 1024) + overhead_kib(connections);
+    let ok = summary.contains(" 0 other") && peak_used <= budget && peak_rss <= rss_bound;
+    (
+        ok,
+        format!(
+            "{summary}{note}; budget used peak {} MiB of {} MiB; host RSS {} -> peak {} MiB (bound {} MiB); host counted {} refused, {} shed",
+            peak_used >> 20,
+            budget >> 20,
+            rss0 / 1024,
+            peak_rss / 1024,
+            rss_bound / 1024,
+            monitor.overload_refused(),
+            monitor.overload_shed()
+        ),
+    )
 }
 
 /// Runs this binary with `args` as a client process while sampling the
@@ -1032,32 +1054,21 @@ async fn memory_noread() -> Verdict {
         ..base_limits()
     };
     let bound = Bound::P99(Duration::from_millis(50));
-    with_bystander_env("mem-noread", None, limits, BIG_MESSAGES, bound, |addr, monitor| async move {
-        let args = [
-            "__noread-clients".to_owned(),
-            addr.to_string(),
-            conns.to_string(),
-        ];
-        let (summary, peak_rss, peak_used, rss0) = match run_clients(&args, &monitor).await {
-            Ok(x) => x,
-            Err(e) => return (false, e),
-        };
-        let rss_bound = (budget as u64 / 1024) + overhead_kib(conns);
-        let ok = summary.contains(" 0 other") && peak_used <= budget && peak_rss <= rss_bound;
-        (
-            ok,
-            format!(
-                "{summary}{fewer}; budget used peak {} MiB of {} MiB; host RSS {} -> peak {} MiB (bound {} MiB); host counted {} refused, {} shed",
-                peak_used >> 20,
-                budget >> 20,
-                rss0 / 1024,
-                peak_rss / 1024,
-                rss_bound / 1024,
-                monitor.overload_refused(),
-                monitor.overload_shed()
-            ),
-        )
-    })
+    with_bystander_env(
+        "mem-noread",
+        None,
+        limits,
+        BIG_MESSAGES,
+        bound,
+        |addr, monitor| async move {
+            let args = [
+                "__noread-clients".to_owned(),
+                addr.to_string(),
+                conns.to_string(),
+            ];
+            judge_memory(&args, &monitor, budget, conns, &fewer).await
+        },
+    )
     .await
 }
 

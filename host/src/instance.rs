@@ -200,9 +200,20 @@ mod tests {
 
     fn transport() -> Transport {
         Transport {
-            peer: Some(socket_address("192.0.2.1:5000".parse().expect("address"))),
+            peer: Some(socket_address(PEER.into())),
             tls: false,
         }
+    }
+
+    /// The peer the tests pretend to serve.
+    const PEER: ([u8; 4], u16) = ([192, 0, 2, 1], 5000);
+
+    /// Answers `HEAD` at `now` and returns the accepted connection.
+    fn accept(g: &mut crate::instance::Guest, now: u64) -> wasmtime::component::ResourceAny {
+        let HeadResult::Complete(hh) = g.handle_head(HEAD, &transport(), now).expect("call") else {
+            panic!("complete head expected");
+        };
+        hh.handshake.connection.expect("accepted")
     }
 
     fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
@@ -219,9 +230,7 @@ mod tests {
     #[test]
     fn handle_head_incomplete_then_complete_with_leftover() {
         let rt = runtime();
-        let mut g = rt
-            .instantiate(([192, 0, 2, 1], 5000).into())
-            .expect("instance");
+        let mut g = rt.instantiate(PEER.into()).expect("instance");
         let partial = g.handle_head(&HEAD[..40], &transport(), 0).expect("call");
         assert!(matches!(partial, HeadResult::Incomplete));
 
@@ -263,13 +272,8 @@ mod tests {
     #[test]
     fn a_protocol_error_is_a_failed_ending() {
         let rt = runtime();
-        let mut g = rt
-            .instantiate(([192, 0, 2, 1], 5000).into())
-            .expect("instance");
-        let HeadResult::Complete(hh) = g.handle_head(HEAD, &transport(), 0).expect("call") else {
-            panic!("complete head expected");
-        };
-        let conn = hh.handshake.connection.expect("accepted");
+        let mut g = rt.instantiate(PEER.into()).expect("instance");
+        let conn = accept(&mut g, 0);
         // An unmasked client frame (RFC 6455 §5.1).
         let t = g.receive(conn, &[0x81, 1, b'x'], 1).expect("receive");
         assert_eq!(&t.bytes[..4], &[0x88, t.bytes[1], 0x03, 0xEA], "1002 sent");
@@ -283,13 +287,8 @@ mod tests {
     #[test]
     fn tick_and_disconnected() {
         let rt = runtime();
-        let mut g = rt
-            .instantiate(([192, 0, 2, 1], 5000).into())
-            .expect("instance");
-        let HeadResult::Complete(hh) = g.handle_head(HEAD, &transport(), 100).expect("call") else {
-            panic!("complete head expected");
-        };
-        let conn = hh.handshake.connection.expect("accepted");
+        let mut g = rt.instantiate(PEER.into()).expect("instance");
+        let conn = accept(&mut g, 100);
         let t = g.tick(conn, 100).expect("tick");
         assert!(t.bytes.is_empty(), "nothing due yet");
         let deadline = t.deadline.expect("keepalive deadline");
@@ -300,10 +299,7 @@ mod tests {
         g.drop_resource(conn);
 
         // Unanswered keepalive: timed out.
-        let HeadResult::Complete(hh) = g.handle_head(HEAD, &transport(), 0).expect("call") else {
-            panic!("complete head expected");
-        };
-        let conn = hh.handshake.connection.expect("accepted");
+        let conn = accept(&mut g, 0);
         let mut t = g.tick(conn, 0).expect("tick");
         for _ in 0..3 {
             let Some(at) = t.deadline else { break };
@@ -323,9 +319,7 @@ mod tests {
     #[test]
     fn handle_request_validates_like_handle_head() {
         let rt = runtime();
-        let mut g = rt
-            .instantiate(([192, 0, 2, 1], 5000).into())
-            .expect("instance");
+        let mut g = rt.instantiate(PEER.into()).expect("instance");
         let header = |n: &str, v: &str| wit::Header {
             name: n.into(),
             value: v.as_bytes().to_vec(),
@@ -357,13 +351,8 @@ mod tests {
     #[test]
     fn a_call_on_a_dropped_resource_is_a_trap_and_spoils_the_instance() {
         let rt = runtime();
-        let mut g = rt
-            .instantiate(([192, 0, 2, 1], 5000).into())
-            .expect("instance");
-        let HeadResult::Complete(hh) = g.handle_head(HEAD, &transport(), 0).expect("call") else {
-            panic!("complete head expected");
-        };
-        let conn = hh.handshake.connection.expect("accepted");
+        let mut g = rt.instantiate(PEER.into()).expect("instance");
+        let conn = accept(&mut g, 0);
         g.drop_resource(conn);
         assert!(!g.failed);
         let e = g.tick(conn, 1).expect_err("the handle is gone");
