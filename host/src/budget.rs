@@ -122,7 +122,10 @@ impl Budget {
         if !admits {
             self.refused.fetch_add(1, Ordering::Relaxed);
         }
-        if self.refusing.swap(!admits, Ordering::Relaxed) == admits {
+        // Written only when the decision changes: every handshake reads it.
+        if self.refusing.load(Ordering::Relaxed) == admits
+            && self.refusing.swap(!admits, Ordering::Relaxed) == admits
+        {
             if admits {
                 tracing::warn!(
                     used_mib = self.used() >> 20,

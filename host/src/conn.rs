@@ -205,56 +205,43 @@ async fn handshake<S: Socket>(
         peer: Some(socket_address(peer)),
         tls: false,
     };
-    let answer = match guest.handle_head(&head.buf, &transport, shared.now_ms()) {
-        Ok(HeadResult::Complete(answer)) => answer,
+    let checked = match guest.handle_head(&head.buf, &transport, shared.now_ms()) {
+        Ok(HeadResult::Complete(answer)) => check_answer(answer, head.buf.len()),
         // The host found an empty line but the component's parser disagrees.
-        Ok(HeadResult::Incomplete) => {
-            let e = GuestError::new(
+        Ok(HeadResult::Incomplete) => Err((
+            GuestError::new(
                 FailureKind::Contract,
                 "incomplete for a head the host found complete",
-            );
+            ),
+            None,
+        )),
+        Err(e) => Err((e, None)),
+    };
+    let Answer {
+        consumed,
+        status,
+        wire,
+        connection,
+    } = match checked {
+        Ok(answer) => answer,
+        Err((e, stray)) => {
+            if let Some(conn) = stray {
+                guest.drop_resource(conn);
+            }
             guest.failed = true;
             shared.runtime.recycle(guest);
             refuse(stream, peer, shared, e).await;
             return None;
         }
-        Err(e) => {
-            shared.runtime.recycle(guest);
-            refuse(stream, peer, shared, e).await;
-            return None;
-        }
     };
-
-    let consumed = answer.consumed as usize;
-    let response = answer.handshake.response;
-    let connection = answer.handshake.connection;
-    let consistent = consumed <= head.buf.len() && (response.status == 101) == connection.is_some();
-    if !consistent {
-        let e = GuestError::new(
-            FailureKind::Contract,
-            format!(
-                "inconsistent handshake (status {}, connection {}, consumed {consumed} of {})",
-                response.status,
-                connection.is_some(),
-                head.buf.len()
-            ),
-        );
-        if let Some(conn) = connection {
-            guest.drop_resource(conn);
-        }
-        guest.failed = true;
-        shared.runtime.recycle(guest);
-        refuse(stream, peer, shared, e).await;
-        return None;
-    }
     let Some(conn) = connection else {
-        tracing::debug!(%peer, status = response.status, "handshake rejected");
+        tracing::debug!(%peer, status, "handshake rejected");
         shared.runtime.recycle(guest);
-        reply_and_close(stream, &response.wire, write_timeout).await;
+        reply_and_close(stream, &wire, write_timeout).await;
         return None;
     };
 
-    if let Err(e) = write_all(stream, &response.wire, write_timeout).await {
+    if let Err(e) = write_all(stream, &wire, write_timeout).await {
         tracing::debug!(%peer, "writing the 101 response failed: {e}");
         let _ = guest.disconnected(conn, shared.now_ms());
         guest.drop_resource(conn);
@@ -274,6 +261,40 @@ async fn handshake<S: Socket>(
         guest,
         conn,
         first: Some(first),
+    })
+}
+
+/// The parts of a `handle-head` answer the host acts on.
+struct Answer {
+    consumed: usize,
+    status: u16,
+    wire: Vec<u8>,
+    connection: Option<ResourceAny>,
+}
+
+/// Checks an answer to a head of `len` bytes against the contract: `consumed`
+/// within the input, and a connection exactly when the status is `101`. A
+/// broken answer is a `contract` failure, with the connection to drop if
+/// there was one.
+fn check_answer(
+    answer: crate::bindings::lifted::HeadHandshake,
+    len: usize,
+) -> Result<Answer, (GuestError, Option<ResourceAny>)> {
+    let consumed = answer.consumed as usize;
+    let status = answer.handshake.response.status;
+    let connection = answer.handshake.connection;
+    if consumed > len || (status == 101) != connection.is_some() {
+        let detail = format!(
+            "inconsistent handshake (status {status}, connection {}, consumed {consumed} of {len})",
+            connection.is_some()
+        );
+        return Err((GuestError::new(FailureKind::Contract, detail), connection));
+    }
+    Ok(Answer {
+        consumed,
+        status,
+        wire: answer.handshake.response.wire,
+        connection,
     })
 }
 
