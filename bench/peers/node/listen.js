@@ -1,5 +1,5 @@
 'use strict';
-// Shared helpers for the Node echo peers: `--listen HOST:PORT` parsing
+// Shared helpers for the Node peers: `--listen HOST:PORT` parsing
 // (default 127.0.0.1:0) and the `listening on ws://ADDR` line the bench
 // harness waits for.
 
