@@ -76,25 +76,6 @@ pub fn parse(args: &[String]) -> Result<IdleArgs> {
     Ok(a)
 }
 
-/// Raises the soft limit on open files to the hard limit (the server started
-/// from here inherits it). Returns the new soft limit.
-fn raise_nofile() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read/write the struct passed in.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 0;
-        }
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-    }
-    lim.rlim_cur
-}
-
 async fn open(url: String) -> Result<Ws> {
     let connect = connect_async_with_config(&url, None, true);
     let (ws, _) = tokio::time::timeout(Duration::from_secs(10), connect)
@@ -141,7 +122,7 @@ async fn settled_rss(pid: u32) -> Result<u64> {
 
 /// Runs `loadgen idle`.
 pub fn run(a: &IdleArgs) -> Result<()> {
-    let nofile = raise_nofile();
+    let nofile = server::raise_nofile();
     let need = a.conns as u64 + 64;
     if nofile < need {
         bail!("open-file limit is {nofile}, {need} needed (raise `ulimit -Hn`)");

@@ -5,19 +5,31 @@
 //!             [--duration SECS] [--warmup SECS] [--conns N] [--server-cpu CPUS]
 //!             [--out RESULTS.jsonl] [--server-log PATH]
 //!             (-- SERVER COMMAND... | --url ws://ADDR [--pid PID])
-//! loadgen report --results RESULTS.jsonl [--baseline NAME] [--md PATH] [--svg PATH]
+//! loadgen report --results RESULTS.jsonl [--baseline NAME] [--broadcast-vs NAME]
+//!                [--md PATH] [--svg PATH]
 //!                [--command TEXT] [--machine TEXT] [--notes TEXT]
 //! loadgen idle [--conns N] [--server-cpu CPUS] (-- SERVER COMMAND... | --url ws://ADDR --pid PID)
+//! loadgen broadcast --name NAME --subscribers N (--rate MSGS_PER_S | --max)
+//!             [--duration SECS] [--warmup SECS] [--room NAME] [--server-cpu CPUS]
+//!             [--out RESULTS.jsonl] [--server-log PATH]
+//!             (-- SERVER COMMAND... | --url ws://ADDR [--pid PID])
 //! ```
 //!
 //! `run` starts the server command once per scenario (pinned with
 //! `taskset -c CPUS`, default 0), waits for its `listening on ws://ADDR`
 //! line, drives load at that address only (it must be a loopback address),
 //! and appends one JSON record per scenario to `--out`. `report` prints the
-//! comparison table and writes the markdown table and the SVG plot. `idle`
+//! comparison tables (broadcast scenarios in their own, with ratios to
+//! `--baseline` and to `--broadcast-vs`, default `node-ws`) and writes the
+//! markdown tables and the SVG plot (request/response scenarios only). `idle`
 //! opens N (default 10 000) idle connections and prints the server's RSS
-//! growth per connection (see `bench/idle.sh`).
+//! growth per connection (see `bench/idle.sh`). `broadcast` opens N
+//! subscribers to `/rooms/<room>` (default `bench`) and one publisher in the
+//! same room, publishes 64-byte text messages at a fixed rate (or closed loop
+//! with `--max`) and appends a record of deliveries per second, server CPU per
+//! delivery, delivery latency and losses to `--out`.
 
+mod broadcast;
 mod idle;
 mod report;
 mod scenarios;
@@ -49,7 +61,8 @@ struct RunArgs {
     pid: Option<u32>,
 }
 
-fn secs(v: &str) -> Result<Duration> {
+/// Parses a number of seconds in (0, 600].
+pub(crate) fn secs(v: &str) -> Result<Duration> {
     let s: f64 = v
         .parse()
         .with_context(|| format!("bad number of seconds {v:?}"))?;
@@ -207,6 +220,7 @@ fn measure(a: &RunArgs, scenario: Scenario, rt: &tokio::runtime::Runtime) -> Res
         server_cpu_pct: outcome.server_cpu_us.map(|c| c as f64 / 1e4 / window_s),
         client_cpu_pct: outcome.client_cpu_us.map(|c| c as f64 / 1e4 / window_s),
         server_rss_kib: rss,
+        ..Record::default()
     })
 }
 
@@ -259,6 +273,7 @@ fn cmd_run(args: &[String]) -> Result<()> {
 fn cmd_report(args: &[String]) -> Result<()> {
     let mut results = None;
     let mut baseline = "tokio-tungstenite".to_owned();
+    let mut broadcast_vs = "node-ws".to_owned();
     let (mut md, mut svg) = (None, None);
     let (mut command, mut machine, mut notes) = (String::new(), String::new(), String::new());
     let mut it = args.iter();
@@ -271,6 +286,7 @@ fn cmd_report(args: &[String]) -> Result<()> {
         match arg.as_str() {
             "--results" => results = Some(PathBuf::from(value()?)),
             "--baseline" => baseline = value()?,
+            "--broadcast-vs" => broadcast_vs = value()?,
             "--md" => md = Some(PathBuf::from(value()?)),
             "--svg" => svg = Some(PathBuf::from(value()?)),
             "--command" => command = value()?,
@@ -291,10 +307,11 @@ fn cmd_report(args: &[String]) -> Result<()> {
     if records.is_empty() {
         bail!("no records in {}", results.display());
     }
-    print!("{}", report::text_table(&records, &baseline));
+    print!("{}", report::text_table(&records, &baseline, &broadcast_vs));
     if let Some(path) = md {
         let ctx = report::Context {
             baseline: &baseline,
+            broadcast_vs: &broadcast_vs,
             command: &command,
             machine: &machine,
             notes: &notes,
@@ -302,7 +319,8 @@ fn cmd_report(args: &[String]) -> Result<()> {
         std::fs::write(&path, report::markdown(&records, &ctx))?;
         eprintln!("wrote {}", path.display());
     }
-    if let Some(path) = svg {
+    let has_echo = records.iter().any(|r| !report::is_broadcast(&r.scenario));
+    if let Some(path) = svg.filter(|_| has_echo) {
         std::fs::write(&path, report::svg(&records, &baseline))?;
         eprintln!("wrote {}", path.display());
     }
@@ -315,6 +333,7 @@ fn main() {
         Some("run") => cmd_run(&args[1..]),
         Some("report") => cmd_report(&args[1..]),
         Some("idle") => idle::parse(&args[1..]).and_then(|a| idle::run(&a)),
+        Some("broadcast") => broadcast::parse(&args[1..]).and_then(|a| broadcast::run(&a)),
         _ => {
             let doc = include_str!("main.rs");
             let usage: String = doc

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 /// One measured (server, scenario) pair, stored as a JSON line.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Record {
     /// Server name, e.g. `tokio-tungstenite`.
     pub server: String,
@@ -37,12 +37,28 @@ pub struct Record {
     /// 100 means the client, not the server, bounded the rate).
     #[serde(default)]
     pub client_cpu_pct: Option<f64>,
+    /// Broadcast: messages published per second in the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_rate: Option<f64>,
+    /// Broadcast: deliveries that never arrived (every subscriber should get
+    /// every message published after the barrier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
+    /// Broadcast: deliveries owed (messages published after the barrier times
+    /// subscribers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<u64>,
+    /// Broadcast: server RSS growth per subscriber connection, KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_per_conn_kib: Option<f64>,
 }
 
 /// Everything the report needs besides the records.
 pub struct Context<'a> {
     /// Name of the server the ratios are relative to.
     pub baseline: &'a str,
+    /// Second reference of the broadcast table's ratios (e.g. `node-ws`).
+    pub broadcast_vs: &'a str,
     /// The command that produced the numbers.
     pub command: &'a str,
     /// CPU model and core count.
@@ -110,6 +126,10 @@ pub fn aggregate(records: &[Record]) -> Vec<Record> {
             server_cpu_pct: med(|x| x.server_cpu_pct),
             server_rss_kib: same.iter().filter_map(|x| x.server_rss_kib).max(),
             client_cpu_pct: med(|x| x.client_cpu_pct),
+            publish_rate: med(|x| x.publish_rate),
+            lost: same.iter().map(|x| x.lost).sum(),
+            expected: same.iter().map(|x| x.expected).sum(),
+            rss_per_conn_kib: med(|x| x.rss_per_conn_kib),
         });
     }
     out
@@ -157,14 +177,21 @@ const HEADER: [&str; 12] = [
     "errors",
 ];
 
-/// Table rows from raw (per-round) records: medians, ratios and spread.
-fn rows(raw: &[Record], baseline: &str) -> Vec<[String; 12]> {
+/// Whether `scenario` is a fan-out scenario (`broadcast1k`, ...), reported
+/// in its own table.
+pub fn is_broadcast(scenario: &str) -> bool {
+    scenario.starts_with("broadcast")
+}
+
+/// Table rows of the request/response scenarios from raw (per-round)
+/// records: medians, ratios and spread.
+fn rows(raw: &[Record], baseline: &str) -> Vec<Vec<String>> {
     let records = aggregate(raw);
     let mut out = Vec::new();
-    for scenario in scenarios(&records) {
+    for scenario in scenarios(&records).into_iter().filter(|s| !is_broadcast(s)) {
         let base = find(&records, baseline, &scenario);
         for r in records.iter().filter(|r| r.scenario == scenario) {
-            out.push([
+            out.push(vec![
                 scenario.clone(),
                 r.server.clone(),
                 format!("{:.0}", r.rate_per_s),
@@ -186,18 +213,103 @@ fn rows(raw: &[Record], baseline: &str) -> Vec<[String; 12]> {
     out
 }
 
-/// A fixed-width table for the terminal.
-pub fn text_table(records: &[Record], baseline: &str) -> String {
-    let rows = rows(records, baseline);
-    let mut widths = HEADER.map(|h| h.chars().count());
-    for row in &rows {
+/// Header of the broadcast table; `{base}` and `{vs}` are the references.
+fn broadcast_header(base: &str, vs: &str) -> Vec<String> {
+    [
+        "scenario",
+        "server",
+        "subscribers",
+        "published msg/s",
+        "deliveries/s",
+        "p50 µs",
+        "p99 µs",
+        "CPU µs/delivery",
+        &format!("CPU/delivery vs {base}"),
+        &format!("CPU/delivery vs {vs}"),
+        "CPU µs/delivery min-max (rounds)",
+        "server CPU %",
+        "client CPU %",
+        "lost of owed",
+        "errors",
+        "RSS KiB/subscriber",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// Rows of the broadcast table: medians over the rounds, CPU per delivery
+/// relative to both references, losses summed over the rounds.
+fn broadcast_rows(raw: &[Record], base: &str, vs: &str) -> Vec<Vec<String>> {
+    let records = aggregate(raw);
+    let mut out = Vec::new();
+    for scenario in scenarios(&records).into_iter().filter(|s| is_broadcast(s)) {
+        let cpu_of = |server: &str| find(&records, server, &scenario).and_then(|b| b.cpu_us_per_op);
+        for r in records.iter().filter(|r| r.scenario == scenario) {
+            out.push(vec![
+                scenario.clone(),
+                r.server.clone(),
+                r.conns.to_string(),
+                fmt_opt(r.publish_rate, 0),
+                format!("{:.0}", r.rate_per_s),
+                fmt_opt(r.p50_us, 0),
+                fmt_opt(r.p99_us, 0),
+                fmt_opt(r.cpu_us_per_op, 2),
+                fmt_ratio(ratio(r.cpu_us_per_op, cpu_of(base))),
+                fmt_ratio(ratio(r.cpu_us_per_op, cpu_of(vs))),
+                cpu_range(raw, &r.server, &scenario).map_or_else(
+                    || "-".to_owned(),
+                    |(lo, hi, n)| format!("{lo:.2}-{hi:.2} ({n})"),
+                ),
+                fmt_opt(r.server_cpu_pct, 0),
+                fmt_opt(r.client_cpu_pct, 0),
+                match (r.lost, r.expected) {
+                    (Some(l), Some(e)) => format!("{l} of {e}"),
+                    _ => "-".to_owned(),
+                },
+                r.errors.to_string(),
+                fmt_opt(r.rss_per_conn_kib, 1),
+            ]);
+        }
+    }
+    out
+}
+
+/// The terminal tables: request/response scenarios, then broadcast.
+pub fn text_table(records: &[Record], baseline: &str, broadcast_vs: &str) -> String {
+    let mut out = String::new();
+    let main = rows(records, baseline);
+    if !main.is_empty() {
+        out.push_str(&text_grid(&HEADER.map(str::to_owned), &main));
+        let _ = writeln!(
+            out,
+            "(ratios relative to {baseline}; CPU = server user+system time, one core)"
+        );
+    }
+    let fan = broadcast_rows(records, baseline, broadcast_vs);
+    if !fan.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&text_grid(&broadcast_header(baseline, broadcast_vs), &fan));
+        let _ = writeln!(
+            out,
+            "(broadcast: one publisher, 64-byte text messages; CPU = server user+system time per delivered message)"
+        );
+    }
+    out
+}
+
+/// A fixed-width grid, a blank line between scenarios.
+fn text_grid(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
     let line = |cells: &[String], out: &mut String| {
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
             let pad = w - cell.chars().count();
             if i < 2 {
                 let _ = write!(out, "{cell}{}  ", " ".repeat(pad));
@@ -208,19 +320,15 @@ pub fn text_table(records: &[Record], baseline: &str) -> String {
         out.truncate(out.trim_end().len());
         out.push('\n');
     };
-    line(&HEADER.map(str::to_owned), &mut out);
+    line(header, &mut out);
     let mut last = String::new();
-    for row in &rows {
+    for row in rows {
         if !last.is_empty() && row[0] != last {
             out.push('\n');
         }
         last.clone_from(&row[0]);
         line(row, &mut out);
     }
-    let _ = writeln!(
-        out,
-        "(ratios relative to {baseline}; CPU = server user+system time, one core)"
-    );
     out
 }
 
@@ -239,16 +347,50 @@ pub fn markdown(records: &[Record], ctx: &Context<'_>) -> String {
          to `{}` measured in the same run (CPU/op: lower is better; rate: higher is better).\n",
         ctx.baseline
     );
-    let _ = writeln!(out, "| {} |", HEADER.join(" | "));
-    let _ = writeln!(out, "|---|---|{}", "---:|".repeat(HEADER.len() - 2));
-    for row in rows(records, ctx.baseline) {
-        let _ = writeln!(out, "| {} |", row.join(" | "));
+    let main = rows(records, ctx.baseline);
+    if !main.is_empty() {
+        md_grid(&mut out, &HEADER.map(str::to_owned), &main);
+        let _ = writeln!(out, "\n![server CPU per operation and rate](bench.svg)\n");
     }
-    let _ = writeln!(out, "\n![server CPU per operation and rate](bench.svg)\n");
+    let fan = broadcast_rows(records, ctx.baseline, ctx.broadcast_vs);
+    if !fan.is_empty() {
+        let _ = writeln!(
+            out,
+            "### Broadcast: one publisher, many subscribers in one room\n"
+        );
+        let _ = writeln!(
+            out,
+            "N subscribers join `/rooms/bench`, then one publisher in the same room sends 64-byte \
+             text messages at the fixed rate shown; every other member must receive each one. \
+             **deliveries/s** counts the messages received over all subscribers inside the window; \
+             **CPU µs/delivery** is the server's CPU time in the window divided by them (lower is \
+             better). Latency runs from the publisher's send to a subscriber's read, through the \
+             one-threaded load generator, which reads the subscribers one after another. *lost of \
+             owed* sums, over the rounds, the deliveries that never arrived of those owed (messages \
+             published after every subscriber had joined, times subscribers); *errors* counts \
+             altered, duplicated or reordered messages, closed subscribers and messages that \
+             reached the publisher or another room.\n"
+        );
+        md_grid(
+            &mut out,
+            &broadcast_header(ctx.baseline, ctx.broadcast_vs),
+            &fan,
+        );
+        out.push('\n');
+    }
     if !ctx.notes.is_empty() {
         let _ = writeln!(out, "{}", ctx.notes.trim_end());
     }
     out
+}
+
+/// A markdown table: two left-aligned columns, the rest right-aligned.
+fn md_grid(out: &mut String, header: &[String], rows: &[Vec<String>]) {
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(out, "|---|---|{}", "---:|".repeat(header.len() - 2));
+    for row in rows {
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
 }
 
 fn esc(s: &str) -> String {
@@ -261,10 +403,12 @@ const COLORS: [&str; 8] = [
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f",
 ];
 
-/// A grouped horizontal bar chart: one panel per scenario, top row server
-/// CPU µs/op, bottom row rate; each bar labelled with its value and ratio.
+/// A grouped horizontal bar chart: one panel per request/response scenario
+/// (broadcast scenarios are left out), top row server CPU µs/op, bottom row
+/// rate; each bar labelled with its value and ratio.
 pub fn svg(raw: &[Record], baseline: &str) -> String {
-    let agg = aggregate(raw);
+    let mut agg = aggregate(raw);
+    agg.retain(|r| !is_broadcast(&r.scenario));
     let records = agg.as_slice();
     let scenarios = scenarios(records);
     let mut servers: Vec<String> = Vec::new();
@@ -399,6 +543,7 @@ mod tests {
             server_cpu_pct: Some(90.0),
             server_rss_kib: Some(1000),
             client_cpu_pct: Some(100.0),
+            ..Record::default()
         }
     }
 
