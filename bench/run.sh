@@ -1,25 +1,33 @@
 #!/usr/bin/env bash
 # ws-edge benchmarks side by side with the peers, in one command.
 #
-# Usage: bench/run.sh [--quick] [--only NAME[,NAME...]] [--no-build] [--out-dir DIR]
+# Usage: bench/run.sh [--quick] [--only NAME[,NAME...]] [--scenarios LIST] [--no-build]
+#                     [--out-dir DIR]
 #
 #   --quick     short bounded smoke run (~1.5 s per scenario), for CI; writes its
 #               report under bench/results/ instead of docs/ unless --out-dir is given.
 #               Unless --only is given it runs (and builds) only ws-edge and
-#               tokio-tungstenite, so a cold smoke run stays within a few minutes
+#               tokio-tungstenite, so a cold smoke run stays within a few minutes;
+#               its broadcast is a 100-subscriber smoke
 #   --only      run only these servers (ws-edge, ws-edge-reuse, tokio-tungstenite, fastwebsockets,
-#               node-ws, node-websocket)
+#               node-ws, node-websocket; broadcast: tokio-tungstenite, node-ws,
+#               ws-edge-forward, ws-edge-handler, and `ws-edge` selects both of the latter)
+#   --scenarios run only these of handshake,echo64,echo64k,broadcast (default: all)
 #   --no-build  do not build the Rust peers / install the Node peers
 #   --out-dir   where bench.md and bench.svg go (default: docs/, or bench/results/ with --quick)
 #
 # Environment: WS_EDGE_BIN (default: <repo>/target/release/ws-edge, built with
-# `cargo build --release -p ws-edge-host`), BENCH_DURATION / BENCH_WARMUP (seconds per
-# measurement, default 3 / 0.5, quick 1.5 / 0.3), BENCH_ROUNDS (default 3, quick 1),
-# BENCH_CONNS (default 16).
+# `cargo build --release -p ws-edge-host`), CHAT_WASM (default:
+# <repo>/target/guests/wasm32-wasip2/guest/example_chat.wasm, built by `make guests`; the
+# ws-edge broadcast rows are skipped without it), BENCH_DURATION / BENCH_WARMUP (seconds
+# per measurement, default 3 / 0.5, quick 1.5 / 0.3), BENCH_ROUNDS (default 3, quick 1),
+# BENCH_CONNS (default 16), BENCH_BROADCAST (broadcast runs as SUBSCRIBERS:MESSAGES_PER_S
+# pairs, default "1000:50 10000:5", quick "100:50").
 #
 # Every server is started as `SERVER --listen 127.0.0.1:0`, pinned to CPU 0, and must
 # print `listening on ws://ADDR`; the load generator runs on CPU 1. The table shows
-# ratios to tokio-tungstenite. Exit status is non-zero if any server failed a scenario.
+# ratios to tokio-tungstenite (the broadcast table also to node-ws). Exit status is
+# non-zero if any server failed a scenario.
 set -euo pipefail
 
 bench="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,12 +36,14 @@ quick=0
 build=1
 only=""
 out_dir=""
+scenarios="handshake,echo64,echo64k,broadcast"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) quick=1 ;;
         --no-build) build=0 ;;
         --only) only="${2:?--only needs a list}"; shift ;;
         --out-dir) out_dir="${2:?--out-dir needs a directory}"; shift ;;
+        --scenarios) scenarios="${2:?--scenarios needs a list}"; shift ;;
         -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -46,12 +56,26 @@ if [[ $quick == 1 ]]; then
     rounds="${BENCH_ROUNDS:-1}"
     out_dir="${out_dir:-$bench/results}"
     only="${only:-ws-edge,tokio-tungstenite}"
+    broadcast_runs="${BENCH_BROADCAST:-100:50}"
 else
     duration="${BENCH_DURATION:-3}"
     warmup="${BENCH_WARMUP:-0.5}"
     rounds="${BENCH_ROUNDS:-3}"
     out_dir="${out_dir:-$repo/docs}"
+    broadcast_runs="${BENCH_BROADCAST:-1000:50 10000:5}"
 fi
+echo_scenarios=()
+for scenario in handshake echo64 echo64k; do
+    [[ ",$scenarios," == *",$scenario,"* ]] && echo_scenarios+=("$scenario")
+done
+broadcast=0
+[[ ",$scenarios," == *",broadcast,"* ]] && broadcast=1
+for scenario in ${scenarios//,/ }; do
+    case "$scenario" in
+        handshake | echo64 | echo64k | broadcast) ;;
+        *) echo "run.sh: unknown scenario $scenario (handshake, echo64, echo64k, broadcast)" >&2; exit 2 ;;
+    esac
+done
 conns="${BENCH_CONNS:-16}"
 mkdir -p "$bench/results" "$out_dir"
 
@@ -88,6 +112,7 @@ fi
 
 # --- servers ------------------------------------------------------------------
 ws_edge_bin="${WS_EDGE_BIN:-$repo/target/release/ws-edge}"
+chat_wasm="${CHAT_WASM:-$repo/target/guests/wasm32-wasip2/guest/example_chat.wasm}"
 names=(ws-edge ws-edge-reuse tokio-tungstenite fastwebsockets node-ws node-websocket)
 declare -A cmds=(
     [ws-edge]="$ws_edge_bin serve --listen 127.0.0.1:0"
@@ -100,6 +125,7 @@ declare -A cmds=(
 
 active=()
 skipped=""
+[[ ${#echo_scenarios[@]} -eq 0 ]] && names=()
 for name in "${names[@]}"; do
     if [[ -n "$only" && ",$only," != *",$name,"* ]]; then
         continue
@@ -111,7 +137,47 @@ for name in "${names[@]}"; do
     fi
     active+=("$name")
 done
-if [[ ${#active[@]} -eq 0 ]]; then
+
+# Broadcast: one publisher, many subscribers of one room (`loadgen broadcast`).
+# The ws-edge modes serve the chat example (examples/chat) with its delivery
+# mode set; the subscribers need more than the default 10 000 connections.
+max_subscribers=0
+for run in $broadcast_runs; do
+    subscribers="${run%%:*}"
+    [[ "$run" =~ ^[0-9]+:[0-9.]+$ ]] || { echo "run.sh: bad BENCH_BROADCAST entry $run (SUBSCRIBERS:RATE)" >&2; exit 2; }
+    ((subscribers > max_subscribers)) && max_subscribers=$subscribers
+done
+ws_edge_chat="$ws_edge_bin serve --listen 127.0.0.1:0 --max-connections $((max_subscribers + 100)) $chat_wasm"
+broadcast_names=(ws-edge-forward ws-edge-handler tokio-tungstenite node-ws)
+declare -A broadcast_cmds=(
+    [ws-edge-forward]="$ws_edge_chat --env CHAT_DELIVERY=forward"
+    [ws-edge-handler]="$ws_edge_chat --env CHAT_DELIVERY=handler"
+    [tokio-tungstenite]="$bench/target/release/peer-tokio-tungstenite-broadcast --listen 127.0.0.1:0"
+    [node-ws]="node $bench/peers/node/ws-broadcast.js --listen 127.0.0.1:0"
+)
+broadcast_active=()
+if [[ $broadcast == 1 ]]; then
+    for name in "${broadcast_names[@]}"; do
+        if [[ -n "$only" && ",$only," != *",$name,"* ]] &&
+            ! [[ $name == ws-edge-* && ",$only," == *",ws-edge,"* ]]; then
+            continue
+        fi
+        if [[ $name == ws-edge-* && ! -x "$ws_edge_bin" ]]; then
+            [[ -n $skipped ]] || echo "== SKIPPING ws-edge: $ws_edge_bin not found (build it with \`cargo build --release -p ws-edge-host\` at the repo root, or set WS_EDGE_BIN)" >&2
+            skipped="ws-edge (binary not built)"
+            continue
+        fi
+        if [[ $name == ws-edge-* && ! -f "$chat_wasm" ]]; then
+            if [[ $name == ws-edge-forward ]]; then
+                echo "== SKIPPING ws-edge broadcast (forward, handler): chat component $chat_wasm not found (build it with \`make guests\` at the repo root, or set CHAT_WASM)" >&2
+                skipped+="${skipped:+; }ws-edge broadcast (chat component not built)"
+            fi
+            continue
+        fi
+        broadcast_active+=("$name")
+    done
+fi
+if [[ ${#active[@]} -eq 0 && ${#broadcast_active[@]} -eq 0 ]]; then
     echo "run.sh: no server to run" >&2
     exit 2
 fi
@@ -125,7 +191,7 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # Scenario by scenario, servers interleaved (and rotated each round), so every
 # server of a scenario is measured under the same background conditions.
 for ((round = 0; round < rounds; round++)); do
-    for scenario in handshake echo64 echo64k; do
+    for scenario in "${echo_scenarios[@]}"; do
         for ((i = 0; i < ${#active[@]}; i++)); do
             name="${active[$(((i + round) % ${#active[@]}))]}"
             # shellcheck disable=SC2086 # the command is split on purpose
@@ -133,6 +199,19 @@ for ((round = 0; round < rounds; round++)); do
                 --duration "$duration" --warmup "$warmup" --conns "$conns" \
                 --server-cpu "$server_cpu" --out "$results" \
                 --server-log "$bench/results/$name" -- ${cmds[$name]}; then
+                [[ " ${failed[*]} " == *" $name "* ]] || failed+=("$name")
+            fi
+        done
+    done
+    for run in $broadcast_runs; do
+        for ((i = 0; i < ${#broadcast_active[@]}; i++)); do
+            name="${broadcast_active[$(((i + round) % ${#broadcast_active[@]}))]}"
+            # shellcheck disable=SC2086 # the command is split on purpose
+            if ! "${client[@]}" "$loadgen" broadcast --name "$name" \
+                --subscribers "${run%%:*}" --rate "${run#*:}" \
+                --duration "$duration" --warmup "$warmup" \
+                --server-cpu "$server_cpu" --out "$results" \
+                --server-log "$bench/results/$name" -- ${broadcast_cmds[$name]}; then
                 [[ " ${failed[*]} " == *" $name "* ]] || failed+=("$name")
             fi
         done
@@ -157,6 +236,12 @@ node_version() {
 command="bench/run.sh"
 [[ $quick == 1 ]] && command+=" --quick"
 [[ -n $only ]] && command+=" --only $only"
+[[ $scenarios != "handshake,echo64,echo64k,broadcast" ]] && command+=" --scenarios $scenarios"
+broadcast_note=""
+if [[ ${#broadcast_active[@]} -gt 0 ]]; then
+    broadcast_note="
+- Broadcast (\`loadgen broadcast\`, SUBSCRIBERS:MESSAGES_PER_S = ${broadcast_runs// /, }): the subscribers connect (128 handshakes at a time) to \`/rooms/bench\`, a publisher joins the same room and a bystander another; after a barrier (every subscriber has received a message) the publisher sends 64-byte text messages at the fixed rate through ${warmup} s warm-up and the ${duration} s window, then the subscribers get up to 5 s to receive what is in flight. The rate is fixed per scenario (the same for every server) and low enough for every server and the one-threaded load generator to keep up; *client CPU %* says how close the load generator came to its core. Servers: ws-edge-forward / ws-edge-handler (\`ws-edge serve\` with the chat example, \`CHAT_DELIVERY=forward\` / \`handler\`), the tokio-tungstenite room server (per-room \`tokio::sync::broadcast\`, a reader and a writer task per connection) and the Node \`ws\` room server (\`room.forEach(c => c.send(m))\`)."
+fi
 true
 notes="## Setup
 
@@ -168,7 +253,7 @@ notes="## Setup
 - Servers: ws-edge (\`ws-edge serve\`, bundled echo component, release build of the repo: one fresh instance per connection, the default) and ws-edge-reuse (the same with \`--instance-reuse 1000\`: an instance serves up to 1 000 connections one after another); tokio-tungstenite $(lock_version tokio-tungstenite) and fastwebsockets $(lock_version fastwebsockets) (hyper $(lock_version hyper) upgrade) echo servers on the default multi-threaded tokio runtime (one worker when pinned); Node $(node --version) with ws $(node_version ws) (permessage-deflate off) and websocket (WebSocket-Node) $(node_version websocket) (library defaults). Sources: \`bench/peers/\`.
 - Rates are bounded by the load generator (one core) or, on a busy machine, by other work sharing the cores (see *client CPU %* and *server CPU %*, both in % of one core over the window), so compare servers by **CPU µs/op**. CPU/op rises when a server is far from saturated (fewer messages per wake-up), so it is comparable only between servers driven by the same client under the same conditions, as in one run here.
 - Load average when the run started: ${load_before} (1/5/15 min; other work on the machine shares the cores and adds noise, the min-max column shows it).
-- Servers run: ${active[*]}.${skipped:+ Skipped: $skipped.}${failed:+ Failed: ${failed[*]}.}"
+- Servers run: ${active[*]:-none}${broadcast_active[*]:+; broadcast: ${broadcast_active[*]}}.${skipped:+ Skipped: $skipped.}${failed:+ Failed: ${failed[*]}.}${broadcast_note}"
 
 "${client[@]}" "$loadgen" report --results "$results" --baseline tokio-tungstenite \
     --md "$out_dir/bench.md" --svg "$out_dir/bench.svg" \
