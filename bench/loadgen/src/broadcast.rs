@@ -49,6 +49,8 @@ const CONNECT_BUDGET: Duration = Duration::from_secs(60);
 const BARRIER_BUDGET: Duration = Duration::from_secs(20);
 /// Longest the subscribers get after the window to receive what is in flight.
 const DRAIN_BUDGET: Duration = Duration::from_secs(5);
+/// Longest one publish may wait for the server to read the publisher.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// With `--max`: messages published but not yet delivered to every subscriber.
 const MAX_IN_FLIGHT: u64 = 4;
 /// With `--max`: the window ends early if no delivery happens for this long.
@@ -375,11 +377,13 @@ struct Outcome {
     stalled: bool,
 }
 
-/// Sends message `seq` now.
+/// Sends message `seq` now (a server that stops reading the publisher for
+/// [`PUBLISH_TIMEOUT`] fails the run).
 async fn publish(ws: &mut Ws, shared: &Shared, seq: u64) -> Result<()> {
     let sent = shared.base.elapsed().as_nanos() as u64;
-    ws.send(Message::text(payload(seq, sent)))
+    tokio::time::timeout(PUBLISH_TIMEOUT, ws.send(Message::text(payload(seq, sent))))
         .await
+        .context("the server stopped reading the publisher")?
         .context("the publisher's connection failed")
 }
 

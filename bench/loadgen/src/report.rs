@@ -592,6 +592,28 @@ mod tests {
     }
 
     #[test]
+    fn broadcast_has_its_own_table_with_two_references() {
+        let mut records = vec![
+            rec("base", "echo64", 1000.0, 4.0),
+            rec("base", "broadcast1k", 50_000.0, 6.0),
+            rec("node", "broadcast1k", 50_000.0, 8.0),
+            rec("edge", "broadcast1k", 50_000.0, 3.0),
+        ];
+        records[3].lost = Some(5);
+        records[3].expected = Some(100);
+        assert_eq!(rows(&records, "base").len(), 1);
+        let fan = broadcast_rows(&records, "base", "node");
+        assert_eq!(fan.len(), 3);
+        let edge = fan.iter().find(|r| r[1] == "edge").unwrap();
+        assert_eq!(edge[8], "0.50x");
+        assert_eq!(edge[9], "0.38x");
+        assert_eq!(edge[13], "5 of 100");
+        assert_eq!(fan[0].len(), broadcast_header("base", "node").len());
+        let svg = svg(&records, "base");
+        assert!(!svg.contains("broadcast1k"));
+    }
+
+    #[test]
     fn missing_baseline_gives_no_ratio() {
         let rows = rows(&[rec("other", "echo64", 10.0, 1.0)], "base");
         assert_eq!(rows[0][6], "-");
