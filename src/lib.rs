@@ -11,11 +11,13 @@
 //!   the accept / reject responses.
 //! - [`protocol`]: framing (RFC 6455 §5–§7): the frame codec, close codes and
 //!   the connection state machine.
+//! - [`pubsub`]: the topic grammar of the host's publish/subscribe service.
 
 #![deny(missing_docs)]
 
 pub mod handshake;
 pub mod protocol;
+pub mod pubsub;
 
 /// The answer of an incremental parser reading from the start of a buffer
 /// that the caller keeps appending to: the one "need more bytes" shape of

@@ -63,6 +63,7 @@ extern crate self as ws_edge_guest;
 
 pub mod compose;
 pub mod config;
+pub mod pubsub;
 
 pub use config::config_from_env;
 
@@ -88,6 +89,7 @@ pub mod bindings {
     pub use wit_bindgen::rt as __rt;
 }
 
+use bindings::exports::ws_edge::websocket::delivery as wit_delivery;
 use bindings::exports::ws_edge::websocket::preview as wit_preview;
 use bindings::exports::ws_edge::websocket::websocket_request as wit;
 use bindings::ws_edge::websocket::types as wit_types;
@@ -164,6 +166,19 @@ pub trait Handler: Sized + 'static {
     /// connection (after a failed call, or at a shutdown that times out).
     fn on_close(&mut self, code: u16, reason: &str) {
         let _ = (code, reason);
+    }
+
+    /// A publication arrived on `topic`, which this connection subscribed
+    /// to with [`pubsub::Delivery::Handler`]. Runs only while the
+    /// connection is open. The default sends it to the client unchanged
+    /// (what [`pubsub::Delivery::Forward`] does without entering the
+    /// component); override it to filter or transform.
+    fn on_publication(&mut self, topic: &str, message: Message<'_>, out: &mut Outbox<'_>) {
+        let _ = topic;
+        let _ = match message {
+            Message::Text(text) => out.send_text(text),
+            Message::Binary(data) => out.send_binary(data),
+        };
     }
 
     /// The options of an [`Decision::Accept`] could not be honoured: a
@@ -489,6 +504,28 @@ impl<H: Handler> wit::GuestConnection for GuestConnection<H> {
     fn disconnected(&self, now: wit::Milliseconds) -> wit::Transmit {
         self.with(|conn, handler| {
             conn.disconnected(now, |event, out| dispatch(handler, event, out))
+        })
+    }
+}
+
+impl<H: Handler> wit_delivery::Guest for Component<H> {
+    fn deliver(
+        conn: wit::ConnectionBorrow<'_>,
+        topic: String,
+        message: wit_types::Message,
+        now: wit::Milliseconds,
+    ) -> wit::Transmit {
+        conn.get::<GuestConnection<H>>().with(|conn, handler| {
+            // Timers first, as every call that passes the time does.
+            conn.tick(now, |event, out| dispatch(handler, event, out));
+            if *conn.state() != proto::State::Open {
+                return;
+            }
+            let message = match &message {
+                wit_types::Message::Text(text) => Message::Text(text),
+                wit_types::Message::Binary(data) => Message::Binary(data),
+            };
+            handler.on_publication(&topic, message, &mut conn.outbox());
         })
     }
 }
