@@ -1,22 +1,26 @@
 //! The contract as the host sees it: the generated bindings of world
-//! `websocket-server` (only `websocket-request`: a production host never
-//! calls `preview`), and the host's own lifted form of `handle-head`'s
-//! result.
+//! `websocket-pubsub-server` (`websocket-request`, the optional `delivery`
+//! export and the `pubsub` import; a production host never calls
+//! `preview`), and the host's own lifted form of `handle-head`'s result.
 
 use std::net::{IpAddr, SocketAddr};
 
 mod generated {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "websocket-server",
+        world: "websocket-pubsub-server",
     });
 }
 
-pub(crate) use generated::exports::ws_edge::websocket::websocket_request::{
-    ConnectionState, Ending, Timer, Transmit, Transport,
+pub(crate) use generated::exports::ws_edge::websocket::delivery::{
+    Guest as DeliveryExport, GuestIndices as DeliveryIndices,
 };
-pub(crate) use generated::ws_edge::websocket::types::{IpAddress, SocketAddress};
-pub(crate) use generated::{WebsocketServer, WebsocketServerPre};
+pub(crate) use generated::exports::ws_edge::websocket::websocket_request::{
+    ConnectionState, Ending, Guest as RequestExport, GuestIndices as RequestIndices, Timer,
+    Transmit, Transport,
+};
+pub(crate) use generated::ws_edge::websocket::pubsub;
+pub(crate) use generated::ws_edge::websocket::types::{IpAddress, Message, SocketAddress};
 pub(crate) use lifted::HeadResult;
 
 /// Types only the unit tests use (`handle-request`).
@@ -29,6 +33,9 @@ pub(crate) mod tests_only {
 
 /// The full name of the interface the host calls, for error messages.
 pub(crate) const INTERFACE: &str = "ws-edge:websocket/websocket-request@0.2.0";
+
+/// The full name of the optional export for `handler` deliveries.
+pub(crate) const DELIVERY_INTERFACE: &str = "ws-edge:websocket/delivery@0.2.0";
 
 /// The parameters of `handle-head`.
 pub(crate) type HandleHeadParams<'a> = (&'a [u8], &'a Transport, u64);

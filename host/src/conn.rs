@@ -26,6 +26,7 @@ use crate::budget::Account;
 use crate::error::{FailureKind, GuestError};
 use crate::http;
 use crate::instance::Guest;
+use crate::pubsub::{Batch, Mode};
 
 /// Size of the per-thread buffer that socket reads land in before they are
 /// copied into the guest. Reads happen right before a synchronous guest call,
@@ -333,16 +334,23 @@ async fn close<S: Socket>(stream: &mut S, peer: SocketAddr, shared: &Shared, end
             let _ = try_write_all(stream, &close_frame(CloseCode::TRY_AGAIN_LATER));
             reply_and_close(stream, &[], write_timeout).await;
         }
+        // Same as a shed: the peer is not reading, so it gets no more time.
+        End::SlowConsumer => {
+            tracing::info!(%peer, "pub/sub: slow consumer closed with 1008");
+            let _ = try_write_all(stream, &close_frame(CloseCode::POLICY_VIOLATION));
+            reply_and_close(stream, &[], write_timeout).await;
+        }
     }
 }
 
 /// The host's own close frame with `code`, from the core's encoder: 1013
-/// says the server is overloaded, anything else is an internal error.
+/// says the server is overloaded, 1008 that the peer did not keep up with
+/// its publications, anything else is an internal error.
 fn close_frame(code: CloseCode) -> Vec<u8> {
-    let reason = if code == CloseCode::TRY_AGAIN_LATER {
-        "server overloaded"
-    } else {
-        "internal error"
+    let reason = match code {
+        CloseCode::TRY_AGAIN_LATER => "server overloaded",
+        CloseCode::POLICY_VIOLATION => "slow consumer",
+        _ => "internal error",
     };
     let mut frame = Vec::with_capacity(4 + reason.len());
     CloseFrame {
@@ -411,6 +419,8 @@ enum End {
     Io(io::Error),
     /// The memory budget shed the connection.
     Shed,
+    /// The connection's publication queue overflowed.
+    SlowConsumer,
 }
 
 /// Moves bytes between the socket and the `connection` resource, calls
@@ -435,6 +445,13 @@ async fn pump<S: Socket>(
     tokio::pin!(sleep);
     let mut armed: Option<u64> = None;
     let mut closing_sent = false;
+    // Publications for this connection (pub/sub). The branch below is
+    // enabled only while the guest has subscriptions.
+    let mailbox = guest.store.data().session.mailbox().clone();
+    let mut notified = std::pin::pin!(mailbox.notify.notified());
+    let mut batch = Batch::default();
+    // The state of the last transmit: publications go out only while open.
+    let mut open = true;
     // The server dropped its shutdown sender (its `run` future was dropped):
     // treat that as a shutdown too, or `changed()` would fire forever.
     let mut server_gone = false;
@@ -463,6 +480,7 @@ async fn pump<S: Socket>(
                     }
                 }
             }
+            open = matches!(transmit.state, ConnectionState::Open);
             if let ConnectionState::Closed(ending) = transmit.state {
                 return End::Closed(ending);
             }
@@ -532,9 +550,71 @@ async fn pump<S: Socket>(
                 next = Some(guest.tick(conn, shared.now_ms()));
             }
             changed = shutdown.changed(), if !closing_sent => server_gone = changed.is_err(),
+            () = &mut notified, if guest.store.data().session.subscribed() => {
+                notified.set(mailbox.notify.notified());
+                mailbox.take(&mut batch);
+                if batch.overflowed {
+                    batch.items.clear();
+                    guest.store.data().session.count_slow_consumer();
+                    let _ = guest.disconnected(conn, shared.now_ms());
+                    return End::SlowConsumer;
+                }
+                next = deliver(guest, conn, shared, &mut batch, open);
+            }
             () = &mut shed => return shed_now(guest, conn, shared),
         }
     }
+}
+
+/// Turns a batch of publications into one transmit, in queue order: the
+/// shared frame of each `forward` one, the guest's answer to each
+/// `handler` one (`delivery.deliver`). Nothing goes out once the connection
+/// is no longer open. `None` when there is nothing to do.
+fn deliver(
+    guest: &mut Guest,
+    conn: ResourceAny,
+    shared: &Shared,
+    batch: &mut Batch,
+    mut open: bool,
+) -> Option<Result<Transmit, GuestError>> {
+    let mut out = Vec::new();
+    let mut state = ConnectionState::Open;
+    let mut deadline = None;
+    for (publication, mode) in batch.items.drain(..) {
+        if !open {
+            continue;
+        }
+        match mode {
+            Mode::Forward => out.extend_from_slice(publication.frame()),
+            Mode::Handler => {
+                let now = shared.now_ms();
+                match guest.deliver(conn, &publication.topic, &publication.message, now) {
+                    Ok(t) => {
+                        out.extend_from_slice(&t.bytes);
+                        open = matches!(t.state, ConnectionState::Open);
+                        state = t.state;
+                        deadline = t.deadline.or(deadline);
+                        if !open {
+                            // A closed state must reach the pump now.
+                            if matches!(state, ConnectionState::Closed(_)) {
+                                break;
+                            }
+                        }
+                    }
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+        }
+    }
+    batch.items.clear();
+    if out.is_empty() && matches!(state, ConnectionState::Open) && deadline.is_none() {
+        return None;
+    }
+    Some(Ok(Transmit {
+        bytes: out,
+        state,
+        deadline,
+    }))
 }
 
 /// Ends a connection the memory budget shed: the handler's close hook runs

@@ -6,14 +6,18 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use wasmtime::Store;
 use wasmtime::component::{Func, ResourceAny, TypedFunc};
 
-use crate::bindings::{HandleHeadParams, HeadResult, Transmit, Transport, WebsocketServer};
+use crate::bindings::{
+    DeliveryExport, HandleHeadParams, HeadResult, Message, RequestExport, Transmit, Transport,
+};
 use crate::error::{FailureKind, GuestError};
 use crate::runtime::ConnData;
 
 /// One instance of the component with its store.
 pub(crate) struct Guest {
     pub(crate) store: Store<ConnData>,
-    bindings: WebsocketServer,
+    request: RequestExport,
+    /// `delivery`, when the component exports it.
+    delivery: Option<DeliveryExport>,
     /// `handle-head`, whose types [`Runtime::new`](crate::runtime::Runtime::new)
     /// checked against [`HeadResult`].
     handle_head: Func,
@@ -53,13 +57,15 @@ impl Guest {
     /// Wraps a new instance.
     pub(crate) fn new(
         store: Store<ConnData>,
-        bindings: WebsocketServer,
+        request: RequestExport,
+        delivery: Option<DeliveryExport>,
         handle_head: Func,
         deadline_ticks: u64,
     ) -> Self {
         Guest {
             store,
-            bindings,
+            request,
+            delivery,
             handle_head,
             deadline_ticks,
             served: 1,
@@ -76,11 +82,11 @@ impl Guest {
     /// instance as not reusable.
     fn call<R>(
         &mut self,
-        f: impl FnOnce(&WebsocketServer, &mut Store<ConnData>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&RequestExport, &mut Store<ConnData>) -> wasmtime::Result<R>,
     ) -> Result<R, GuestError> {
         self.store.set_epoch_deadline(self.deadline_ticks);
-        let bindings = &self.bindings;
-        let result = guarded(&mut self.store, |store| f(bindings, store));
+        let request = &self.request;
+        let result = guarded(&mut self.store, |store| f(request, store));
         self.failed |= result.is_err();
         result
     }
@@ -109,20 +115,12 @@ impl Guest {
         data: &[u8],
         now: u64,
     ) -> Result<Transmit, GuestError> {
-        self.call(|b, store| {
-            b.ws_edge_websocket_websocket_request()
-                .connection()
-                .call_receive(store, conn, data, now)
-        })
+        self.call(|b, store| b.connection().call_receive(store, conn, data, now))
     }
 
     /// Calls `connection.tick`.
     pub(crate) fn tick(&mut self, conn: ResourceAny, now: u64) -> Result<Transmit, GuestError> {
-        self.call(|b, store| {
-            b.ws_edge_websocket_websocket_request()
-                .connection()
-                .call_tick(store, conn, now)
-        })
+        self.call(|b, store| b.connection().call_tick(store, conn, now))
     }
 
     /// Calls `connection.close`.
@@ -133,11 +131,7 @@ impl Guest {
         reason: &str,
         now: u64,
     ) -> Result<Transmit, GuestError> {
-        self.call(|b, store| {
-            b.ws_edge_websocket_websocket_request()
-                .connection()
-                .call_close(store, conn, code, reason, now)
-        })
+        self.call(|b, store| b.connection().call_close(store, conn, code, reason, now))
     }
 
     /// Calls `connection.disconnected`.
@@ -146,11 +140,25 @@ impl Guest {
         conn: ResourceAny,
         now: u64,
     ) -> Result<Transmit, GuestError> {
-        self.call(|b, store| {
-            b.ws_edge_websocket_websocket_request()
-                .connection()
-                .call_disconnected(store, conn, now)
-        })
+        self.call(|b, store| b.connection().call_disconnected(store, conn, now))
+    }
+
+    /// Calls `delivery.deliver`, for a publication to a `handler`
+    /// subscription (only components that export `delivery` can make one).
+    pub(crate) fn deliver(
+        &mut self,
+        conn: ResourceAny,
+        topic: &str,
+        message: &Message,
+        now: u64,
+    ) -> Result<Transmit, GuestError> {
+        let Some(delivery) = self.delivery.clone() else {
+            return Err(GuestError::new(
+                FailureKind::Host,
+                "a handler delivery for a component without the delivery export",
+            ));
+        };
+        self.call(|_, store| delivery.call_deliver(store, conn, topic, message, now))
     }
 
     /// Drops a resource the guest handed out (runs its destructor in the
@@ -168,10 +176,7 @@ impl Guest {
         request: &crate::bindings::tests_only::Request,
         now: u64,
     ) -> Result<crate::bindings::tests_only::Handshake, GuestError> {
-        self.call(|b, store| {
-            b.ws_edge_websocket_websocket_request()
-                .call_handle_request(store, request, now)
-        })
+        self.call(|b, store| b.call_handle_request(store, request, now))
     }
 }
 
@@ -195,7 +200,13 @@ mod tests {
             max_connections: 4,
             ..Limits::default()
         };
-        Runtime::new(crate::ECHO_COMPONENT, &limits, Vec::new()).expect("echo compiles")
+        Runtime::new(
+            crate::ECHO_COMPONENT,
+            &limits,
+            Vec::new(),
+            crate::pubsub::Broker::standalone(),
+        )
+        .expect("echo compiles")
     }
 
     fn transport() -> Transport {

@@ -26,6 +26,7 @@
 
 #![deny(missing_docs)]
 
+mod admin;
 mod bindings;
 mod budget;
 mod conn;
@@ -34,6 +35,7 @@ mod http;
 mod instance;
 #[doc(hidden)]
 pub mod measure;
+mod pubsub;
 mod runtime;
 mod stdio;
 
@@ -50,6 +52,8 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 pub use budget::{ADMIT_PERCENT, SHED_PERCENT, default_budget};
 pub use error::FailureKind;
+pub use pubsub::PubSubLimits;
+pub use pubsub::nats::{KIND_HEADER, SUBJECT_PREFIX};
 pub use runtime::{EPOCH_TICK, REUSE_MAX_IDLE, REUSE_MAX_MEMORY};
 
 // The embedding guide's examples are compiled and run as doc tests.
@@ -159,6 +163,10 @@ pub struct ServerBuilder {
     listener: Option<std::net::TcpListener>,
     limits: Limits,
     env: Vec<(String, String)>,
+    pubsub: PubSubLimits,
+    broker: Option<String>,
+    admin: Option<SocketAddr>,
+    admin_token: Option<String>,
 }
 
 impl ServerBuilder {
@@ -205,6 +213,34 @@ impl ServerBuilder {
         self
     }
 
+    /// Replaces the limits of the publish/subscribe service.
+    pub fn pubsub_limits(mut self, limits: PubSubLimits) -> Self {
+        self.pubsub = limits;
+        self
+    }
+
+    /// Bridges the publish/subscribe service through the NATS server at
+    /// `url` (`nats://HOST:PORT`), so that hosts sharing it share topics.
+    /// Without it the service stays in this process.
+    pub fn broker(mut self, url: impl Into<String>) -> Self {
+        self.broker = Some(url.into());
+        self
+    }
+
+    /// Serves the admin endpoints (`POST /publish`, `GET /healthz`) on
+    /// `addr`. Off by default.
+    pub fn admin_listen(mut self, addr: SocketAddr) -> Self {
+        self.admin = Some(addr);
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` on the admin endpoints
+    /// (all but `/healthz`).
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        self.admin_token = Some(token.into());
+        self
+    }
+
     /// Compiles the component and binds the listening socket. Must be called
     /// inside a tokio runtime.
     pub async fn bind(self) -> anyhow::Result<Server> {
@@ -216,11 +252,24 @@ impl ServerBuilder {
         };
         let limits = self.limits;
         let env = self.env;
+        let broker = Arc::new(pubsub::Broker::new(self.pubsub));
         let runtime = {
             let limits = limits.clone();
-            tokio::task::spawn_blocking(move || runtime::Runtime::new(&wasm, &limits, env))
+            let broker = broker.clone();
+            tokio::task::spawn_blocking(move || runtime::Runtime::new(&wasm, &limits, env, broker))
                 .await
                 .context("compiling the component")??
+        };
+        if let Some(url) = &self.broker {
+            pubsub::nats::start(url, &broker).await?;
+        }
+        let admin = match self.admin {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the admin listener {addr}"))?,
+            ),
+            None => None,
         };
         let listener = match self.listener {
             Some(listener) => {
@@ -232,9 +281,21 @@ impl ServerBuilder {
                 .with_context(|| format!("binding {}", self.listen))?,
         };
         let local_addr = listener.local_addr()?;
+        let admin = match admin {
+            Some(listener) => Some((
+                listener.local_addr()?,
+                listener,
+                Arc::new(admin::Admin {
+                    broker: broker.clone(),
+                    token: self.admin_token,
+                }),
+            )),
+            None => None,
+        };
         Ok(Server {
             listener,
             local_addr,
+            admin,
             live: Arc::new(AtomicUsize::new(0)),
             shared: Arc::new(Shared {
                 runtime,
@@ -250,6 +311,7 @@ impl ServerBuilder {
 pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
+    admin: Option<(SocketAddr, TcpListener, Arc<admin::Admin>)>,
     live: Arc<AtomicUsize>,
     shared: Arc<Shared>,
 }
@@ -263,6 +325,7 @@ pub struct Monitor {
     instantiated: Arc<AtomicU64>,
     failures: Arc<[AtomicU64; FailureKind::ALL.len()]>,
     budget: Arc<budget::Budget>,
+    broker: Arc<pubsub::Broker>,
 }
 
 impl Monitor {
@@ -298,6 +361,36 @@ impl Monitor {
     pub fn guest_failures(&self, kind: FailureKind) -> u64 {
         self.failures[kind.index()].load(Ordering::Relaxed)
     }
+
+    /// Publications accepted by the publish/subscribe service (from
+    /// components, the admin endpoint and the broker).
+    pub fn publications(&self) -> u64 {
+        self.broker.stats.published.load(Ordering::Relaxed)
+    }
+
+    /// Publications queued for a local subscriber.
+    pub fn deliveries_queued(&self) -> u64 {
+        self.broker.stats.queued.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed with `1008` because their publication queue
+    /// overflowed.
+    pub fn slow_consumers(&self) -> u64 {
+        self.broker.stats.slow_consumers.load(Ordering::Relaxed)
+    }
+
+    /// Publications that could not cross to other hosts (broker
+    /// unreachable or the bridge's queue full).
+    pub fn bridge_dropped(&self) -> u64 {
+        self.broker.stats.bridge_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether the NATS bridge is connected now (`None` without one).
+    pub fn broker_connected(&self) -> Option<bool> {
+        self.broker
+            .bridged()
+            .then(|| self.broker.stats.bridge_connected.load(Ordering::Relaxed))
+    }
 }
 
 struct LiveGuard(Arc<AtomicUsize>);
@@ -318,12 +411,21 @@ impl Server {
             listener: None,
             limits: Limits::default(),
             env: Vec::new(),
+            pubsub: PubSubLimits::default(),
+            broker: None,
+            admin: None,
+            admin_token: None,
         }
     }
 
     /// The address the server is bound to (with the real port).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the admin listener, if one was configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(addr, _, _)| *addr)
     }
 
     /// A handle that reports the number of live connections.
@@ -333,6 +435,7 @@ impl Server {
             instantiated: self.shared.runtime.instantiated.clone(),
             failures: self.shared.failures.clone(),
             budget: self.shared.runtime.budget.clone(),
+            broker: self.shared.runtime.broker.clone(),
         }
     }
 
@@ -371,6 +474,9 @@ impl Server {
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         let permits = Arc::new(Semaphore::new(self.shared.limits.max_connections.max(1)));
         let shedder = tokio::spawn(self.shared.runtime.budget.clone().shedder());
+        let admin = self.admin.map(|(_, listener, admin)| {
+            tokio::spawn(admin::serve(listener, admin, stop_rx.clone()))
+        });
         tokio::pin!(shutdown);
 
         loop {
@@ -422,6 +528,9 @@ impl Server {
             );
         }
         shedder.abort();
+        if let Some(admin) = admin {
+            admin.abort();
+        }
         Ok(())
     }
 }

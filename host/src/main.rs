@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use ws_edge_host::{Limits, Server};
+use ws_edge_host::{Limits, PubSubLimits, Server};
 
 /// Serve RFC 6455 WebSocket connections with a wasm32-wasip2 component.
 #[derive(Parser)]
@@ -94,6 +94,47 @@ struct Serve {
     /// --env WS_EDGE_MAX_MESSAGE=16777216.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
+
+    /// Bridge the publish/subscribe service through this NATS server
+    /// (nats://HOST:PORT), so that hosts sharing it share topics. Without
+    /// it, topics are local to this process. An unreachable broker does not
+    /// stop the host: local delivery goes on and the bridge reconnects.
+    #[arg(long, value_name = "URL", env = "WS_EDGE_BROKER")]
+    broker: Option<String>,
+
+    /// Serve the admin endpoints (POST /publish?topic=T, GET /healthz) on
+    /// this address. Off by default.
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
+
+    /// Require `Authorization: Bearer TOKEN` on the admin endpoints (all but
+    /// /healthz). Prefer the environment variable to the flag.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "WS_EDGE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
+
+    /// Topics one connection may subscribe to at once.
+    #[arg(long, default_value_t = 32)]
+    pubsub_max_subscriptions: usize,
+
+    /// Largest payload a component or the admin endpoint may publish, in
+    /// bytes.
+    #[arg(long, default_value_t = 65_536)]
+    pubsub_max_payload: usize,
+
+    /// Publications queued for one connection before it is closed as a slow
+    /// consumer (1008).
+    #[arg(long, default_value_t = 1024)]
+    pubsub_queue_messages: usize,
+
+    /// Payload bytes queued for one connection before it is closed as a
+    /// slow consumer (1008).
+    #[arg(long, default_value_t = 1 << 20)]
+    pubsub_queue_bytes: usize,
 }
 
 fn parse_env(arg: &str) -> Result<(String, String), String> {
@@ -150,7 +191,24 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async move {
-        let mut builder = Server::builder().listen(args.listen).limits(limits);
+        let mut builder = Server::builder()
+            .listen(args.listen)
+            .limits(limits)
+            .pubsub_limits(PubSubLimits {
+                max_subscriptions: args.pubsub_max_subscriptions,
+                max_payload: args.pubsub_max_payload,
+                queue_messages: args.pubsub_queue_messages,
+                queue_bytes: args.pubsub_queue_bytes,
+            });
+        if let Some(url) = &args.broker {
+            builder = builder.broker(url);
+        }
+        if let Some(addr) = args.admin_listen {
+            builder = builder.admin_listen(addr);
+        }
+        if let Some(token) = &args.admin_token {
+            builder = builder.admin_token(token);
+        }
         for (key, value) in &args.env {
             builder = builder.env(key, value);
         }
@@ -161,6 +219,9 @@ fn main() -> anyhow::Result<()> {
         {
             let mut out = std::io::stdout().lock();
             writeln!(out, "listening on ws://{}", server.local_addr())?;
+            if let Some(admin) = server.admin_addr() {
+                writeln!(out, "admin on http://{admin}")?;
+            }
             out.flush()?;
         }
         tracing::info!(

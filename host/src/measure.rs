@@ -46,7 +46,12 @@ pub fn guest_lifetime_at(
         ..Limits::default()
     };
     let t = Instant::now();
-    let runtime = Runtime::new(wasm, &limits, Vec::new())?;
+    let runtime = Runtime::new(
+        wasm,
+        &limits,
+        Vec::new(),
+        crate::pubsub::Broker::standalone(),
+    )?;
     let compile = t.elapsed();
 
     let head = format!(
@@ -154,7 +159,12 @@ impl GuestBench {
             ..Limits::default()
         };
         Ok(Self {
-            runtime: Runtime::new(wasm, &limits, Vec::new())?,
+            runtime: Runtime::new(
+                wasm,
+                &limits,
+                Vec::new(),
+                crate::pubsub::Broker::standalone(),
+            )?,
             peer: BENCH_PEER,
             transport: Transport {
                 peer: Some(socket_address(BENCH_PEER)),

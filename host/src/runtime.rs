@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
     Store, StoreLimits, StoreLimitsBuilder,
@@ -29,10 +29,14 @@ use wasmtime::{
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::Limits;
-use crate::bindings::{HandleHeadParams, HeadResult, INTERFACE, WebsocketServerPre};
+use crate::bindings::{
+    DELIVERY_INTERFACE, DeliveryIndices, HandleHeadParams, HeadResult, INTERFACE, RequestIndices,
+    pubsub,
+};
 use crate::budget::{Budget, Lease};
 use crate::error::{FailureKind, GuestError};
 use crate::instance::{Guest, guarded};
+use crate::pubsub::{Broker, Mode, PubSubError, Session};
 use crate::stdio::{GuestLog, PeerLabel, Which};
 
 /// How often the background thread advances the engine's epoch. CPU deadlines
@@ -66,6 +70,8 @@ pub(crate) struct ConnData {
     table: ResourceTable,
     limits: Limiter,
     label: PeerLabel,
+    /// The instance's part in the publish/subscribe service.
+    pub(crate) session: Session,
 }
 
 impl ConnData {
@@ -184,7 +190,12 @@ impl WasiView for ConnData {
 /// shared by every connection.
 pub(crate) struct Runtime {
     engine: Engine,
-    pre: WebsocketServerPre<ConnData>,
+    pre: InstancePre<ConnData>,
+    request: RequestIndices,
+    /// `delivery`, when the component exports it.
+    delivery: Option<DeliveryIndices>,
+    /// The publish/subscribe service the instances import.
+    pub(crate) broker: Arc<Broker>,
     memory_limit: usize,
     deadline_ticks: u64,
     ticker_stop: Arc<AtomicBool>,
@@ -208,6 +219,7 @@ impl Runtime {
         wasm: &[u8],
         limits: &Limits,
         env: Vec<(String, String)>,
+        broker: Arc<Broker>,
     ) -> anyhow::Result<Self> {
         let reuse = limits.instance_reuse.max(1);
         let idle_cap = if reuse > 1 { REUSE_MAX_IDLE } else { 0 };
@@ -251,11 +263,19 @@ impl Runtime {
             .map_err(|e| anyhow!("adding WASI to the linker: {e}"))?;
         crate::stdio::add_to_linker(&mut linker)
             .map_err(|e| anyhow!("adding wasi:io/streams to the linker: {e}"))?;
-        let instance_pre = linker
+        pubsub::add_to_linker::<ConnData, HasSelf<ConnData>>(&mut linker, |data| data)
+            .map_err(|e| anyhow!("adding ws-edge:websocket/pubsub to the linker: {e}"))?;
+        let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("linking the component: {e:?}"))?;
-        let pre = WebsocketServerPre::new(instance_pre)
+        let request = RequestIndices::new(&pre)
             .map_err(|e| anyhow!("the component does not export {INTERFACE}: {e:?}"))?;
+        let delivery = DeliveryIndices::new(&pre).ok();
+        tracing::debug!(
+            handler_delivery = delivery.is_some(),
+            "component exports {DELIVERY_INTERFACE}: {}",
+            delivery.is_some()
+        );
 
         let tick_ms = EPOCH_TICK.as_millis().max(1);
         let deadline_ticks = u64::try_from(limits.cpu_deadline.as_millis().div_ceil(tick_ms)).unwrap_or(u64::MAX).max(1)
@@ -281,6 +301,9 @@ impl Runtime {
         let runtime = Self {
             engine,
             pre,
+            request,
+            delivery,
+            broker,
             memory_limit: limits.memory_per_connection,
             deadline_ticks,
             ticker_stop,
@@ -311,13 +334,15 @@ impl Runtime {
             let waiting = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             if let Some(mut guest) = waiting {
                 guest.store.data().label.set(peer);
+                guest.store.data_mut().session.activate();
                 guest.store.data().lease().set_active(true);
                 guest.served += 1;
                 return Ok(guest);
             }
         }
-        let guest = self.fresh(peer)?;
+        let mut guest = self.fresh(peer)?;
         guest.store.data().lease().set_active(true);
+        guest.store.data_mut().session.activate();
         self.instantiated.fetch_add(1, Ordering::Relaxed);
         Ok(guest)
     }
@@ -346,19 +371,26 @@ impl Runtime {
                 charged: 0,
             },
             label,
+            session: self.broker.session(self.delivery.is_some()),
         };
         let mut store = Store::new(&self.engine, data);
         store.limiter(|data| &mut data.limits);
         store.set_epoch_deadline(self.deadline_ticks);
-        let bindings = guarded(&mut store, |store| self.pre.instantiate(store))
-            .map_err(|e| GuestError::new(FailureKind::Instantiation, e.detail))?;
-        let handle_head = *bindings
-            .ws_edge_websocket_websocket_request()
-            .func_handle_head()
-            .func();
+        let (request, delivery) = guarded(&mut store, |store| {
+            let instance = self.pre.instantiate(&mut *store)?;
+            let request = self.request.load(&mut *store, &instance)?;
+            let delivery = match &self.delivery {
+                Some(indices) => Some(indices.load(&mut *store, &instance)?),
+                None => None,
+            };
+            Ok((request, delivery))
+        })
+        .map_err(|e| GuestError::new(FailureKind::Instantiation, e.detail))?;
+        let handle_head = *request.func_handle_head().func();
         Ok(Guest::new(
             store,
-            bindings,
+            request,
+            delivery,
             handle_head,
             self.deadline_ticks,
         ))
@@ -371,7 +403,9 @@ impl Runtime {
     /// [`REUSE_MAX_MEMORY`] or enough instances are idle already; otherwise
     /// (and always without reuse) it is dropped and its slot returns to the
     /// pool.
-    pub(crate) fn recycle(&self, guest: Guest) {
+    pub(crate) fn recycle(&self, mut guest: Guest) {
+        // The connection is over, whatever happens to the instance.
+        guest.store.data_mut().session.reset();
         let keep = self.reuse > 1
             && !guest.failed
             && guest.served < self.reuse
@@ -401,5 +435,41 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl pubsub::Host for ConnData {
+    fn subscribe(
+        &mut self,
+        topic: String,
+        delivery: pubsub::Delivery,
+    ) -> Result<(), pubsub::Error> {
+        let mode = match delivery {
+            pubsub::Delivery::Handler => Mode::Handler,
+            pubsub::Delivery::Forward => Mode::Forward,
+        };
+        self.session.subscribe(topic, mode).map_err(wit_error)
+    }
+
+    fn unsubscribe(&mut self, topic: String) -> Result<bool, pubsub::Error> {
+        self.session.unsubscribe(&topic).map_err(wit_error)
+    }
+
+    fn publish(
+        &mut self,
+        topic: String,
+        message: crate::bindings::Message,
+    ) -> Result<u32, pubsub::Error> {
+        self.session.publish(topic, message).map_err(wit_error)
+    }
+}
+
+/// The WIT form of a service error.
+fn wit_error(e: PubSubError) -> pubsub::Error {
+    match e {
+        PubSubError::InvalidTopic(why) => pubsub::Error::InvalidTopic(why),
+        PubSubError::Denied(why) => pubsub::Error::Denied(why),
+        PubSubError::Limit(why) => pubsub::Error::Limit(why),
+        PubSubError::Unavailable(why) => pubsub::Error::Unavailable(why),
     }
 }

@@ -1,0 +1,199 @@
+//! The admin listener (`--admin-listen ADDR`, off by default): an HTTP/1.1
+//! endpoint for operators and backends, separate from the WebSocket
+//! listener.
+//!
+//! - `POST /publish?topic=T`: publishes the body on topic `T` to the local
+//!   subscribers (and, with a broker, to the other hosts). A `Content-Type`
+//!   of `text/*` makes a text message (the body must be UTF-8), anything
+//!   else a binary one. Answers `200` with the number of local subscribers
+//!   reached, as a decimal number and a newline.
+//! - `GET /healthz`: `200 ok` while the process runs.
+//!
+//! With a token (`--admin-token`), every path but `/healthz` needs
+//! `Authorization: Bearer <token>`; a missing or wrong one gets `401`.
+//! Errors are `4xx` with the reason as a plain-text body.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::bindings::Message;
+use crate::pubsub::{Broker, Origin, Publication};
+
+/// What the admin endpoints need.
+pub(crate) struct Admin {
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) token: Option<String>,
+}
+
+/// Serves the admin listener until `shutdown` turns true.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    admin: Arc<Admin>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!("admin: accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let admin = admin.clone();
+                async move { Ok::<_, Infallible>(handle(&admin, peer, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, "admin: connection error: {e}");
+            }
+        });
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+/// Answers one admin request.
+async fn handle(admin: &Admin, peer: SocketAddr, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path().to_owned();
+    if path == "/healthz" {
+        return text(StatusCode::OK, "ok\n");
+    }
+    if let Some(token) = &admin.token
+        && !authorized(req.headers().get(AUTHORIZATION), token)
+    {
+        tracing::info!(%peer, %path, "admin: refused a request without the right token");
+        let mut reply = text(StatusCode::UNAUTHORIZED, "a bearer token is required\n");
+        reply
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return reply;
+    }
+    match (req.method(), path.as_str()) {
+        (&Method::POST, "/publish") => publish(admin, peer, req).await,
+        (_, "/publish") => {
+            let mut reply = text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+            reply
+                .headers_mut()
+                .insert(hyper::header::ALLOW, HeaderValue::from_static("POST"));
+            reply
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// `POST /publish?topic=T`.
+async fn publish(admin: &Admin, peer: SocketAddr, req: Request<Incoming>) -> Reply {
+    let topic = req.uri().query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "topic")
+            .map(|(_, v)| v.into_owned())
+    });
+    let Some(topic) = topic else {
+        return text(StatusCode::BAD_REQUEST, "missing ?topic=\n");
+    };
+    let is_text = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/"));
+    // The topic first: a bad one is refused before the body is read.
+    if let Err(e) = admin.broker.check_publish(&topic, 0, Origin::Admin) {
+        return text(StatusCode::BAD_REQUEST, &format!("{}\n", e.reason()));
+    }
+    let max = admin.broker.limits.max_payload;
+    let body = match Limited::new(req.into_body(), max).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the body is larger than the {max} bytes allowed\n"),
+            );
+        }
+        Err(e) => {
+            tracing::debug!(%peer, "admin: reading the body failed: {e}");
+            return text(StatusCode::BAD_REQUEST, "the body could not be read\n");
+        }
+    };
+    let message = if is_text {
+        match String::from_utf8(body.to_vec()) {
+            Ok(body) => Message::Text(body),
+            Err(_) => return text(StatusCode::BAD_REQUEST, "a text/* body must be UTF-8\n"),
+        }
+    } else {
+        Message::Binary(body.to_vec())
+    };
+    let publication = Publication::new(topic.as_str().into(), message);
+    let reached = admin.broker.publish(publication, Origin::Admin);
+    tracing::debug!(%peer, %topic, reached, "admin: published");
+    text(StatusCode::OK, &format!("{reached}\n"))
+}
+
+/// Whether `header` is `Bearer <token>`, compared in constant time.
+fn authorized(header: Option<&HeaderValue>, token: &str) -> bool {
+    let Some(value) = header.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some((scheme, given)) = value.split_once(' ') else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return false;
+    }
+    let (a, b) = (given.trim().as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A plain-text response.
+fn text(status: StatusCode, body: &str) -> Reply {
+    let mut reply = Response::new(Full::new(Bytes::from(body.to_owned())));
+    *reply.status_mut() = status;
+    reply.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_must_match_exactly() {
+        let ok = HeaderValue::from_static("Bearer s3cret");
+        assert!(authorized(Some(&ok), "s3cret"));
+        let lower = HeaderValue::from_static("bearer s3cret");
+        assert!(authorized(Some(&lower), "s3cret"));
+        for bad in [
+            "Bearer s3cre",
+            "Bearer s3crett",
+            "Basic s3cret",
+            "s3cret",
+            "",
+        ] {
+            let v = HeaderValue::from_str(bad).expect("header");
+            assert!(!authorized(Some(&v), "s3cret"), "{bad}");
+        }
+        assert!(!authorized(None, "s3cret"));
+    }
+}
