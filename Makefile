@@ -2,9 +2,9 @@
 
 CARGO    ?= cargo
 LISTEN   ?= 127.0.0.1:8080
-GUESTS   := example-echo example-chat-auth example-reject \
+GUESTS   := example-echo example-chat example-chat-auth example-reject \
             test-guest-panic test-guest-spin test-guest-hog \
-            test-guest-keepalive \
+            test-guest-keepalive test-guest-pubsub \
             compose-protocol compose-handler compose-monolithic
 GUEST_DIR := target/guests/wasm32-wasip2/guest
 COMPOSED  := $(GUEST_DIR)/composed.wasm

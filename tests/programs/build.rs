@@ -19,6 +19,12 @@ const PROGRAMS: &[(&str, &str, &str, &str)] = &[
         "`examples/echo`: echoes every message (the component the host bundles).",
     ),
     (
+        "example-chat",
+        "chat",
+        "CHAT",
+        "`examples/chat`: rooms at `/rooms/<room>` on the pub/sub service.",
+    ),
+    (
         "example-chat-auth",
         "chat_auth",
         "CHAT_AUTH",
@@ -50,6 +56,12 @@ const PROGRAMS: &[(&str, &str, &str, &str)] = &[
          message `hog`.",
     ),
     (
+        "test-guest-pubsub",
+        "guest_pubsub",
+        "GUEST_PUBSUB",
+        "`tests/components/pubsub`: drives the pub/sub service from text commands.",
+    ),
+    (
         "test-guest-keepalive",
         "guest_keepalive",
         "GUEST_KEEPALIVE",
@@ -73,6 +85,7 @@ fn main() {
             "src",
             "guest",
             "examples/echo",
+            "examples/chat",
             "examples/chat-auth",
             "examples/reject",
             "tests/components",
