@@ -18,8 +18,8 @@
 #
 # Environment: WS_EDGE_BIN (default: <repo>/target/release/ws-edge, built with
 # `cargo build --release -p ws-edge-host`), CHAT_WASM (default:
-# <repo>/target/guests/wasm32-wasip2/guest/example_chat.wasm, built by `make guests`; the
-# ws-edge broadcast rows are skipped without it), BENCH_DURATION / BENCH_WARMUP (seconds
+# <repo>/target/guests/wasm32-wasip2/guest/chat.wasm, examples/chat built by `make guests`;
+# the ws-edge broadcast rows are skipped without it), BENCH_DURATION / BENCH_WARMUP (seconds
 # per measurement, default 3 / 0.5, quick 1.5 / 0.3), BENCH_ROUNDS (default 3, quick 1),
 # BENCH_CONNS (default 16), BENCH_BROADCAST (broadcast runs as SUBSCRIBERS:MESSAGES_PER_S
 # pairs, default "1000:50 10000:5", quick "100:50").
@@ -112,7 +112,8 @@ fi
 
 # --- servers ------------------------------------------------------------------
 ws_edge_bin="${WS_EDGE_BIN:-$repo/target/release/ws-edge}"
-chat_wasm="${CHAT_WASM:-$repo/target/guests/wasm32-wasip2/guest/example_chat.wasm}"
+# examples/chat builds as chat.wasm (its library is named `chat`).
+chat_wasm="${CHAT_WASM:-$repo/target/guests/wasm32-wasip2/guest/chat.wasm}"
 names=(ws-edge ws-edge-reuse tokio-tungstenite fastwebsockets node-ws node-websocket)
 declare -A cmds=(
     [ws-edge]="$ws_edge_bin serve --listen 127.0.0.1:0"
