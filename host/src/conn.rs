@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::futures::Notified;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use wasmtime::component::ResourceAny;
@@ -329,15 +330,20 @@ async fn close<S: Socket>(stream: &mut S, peer: SocketAddr, shared: &Shared, end
         End::Io(e) => tracing::debug!(%peer, "socket error: {e}"),
         // The instance (and the memory it held) is gone already. Try to say
         // why without waiting: a peer that does not read gets no more time.
-        End::Shed => {
-            tracing::debug!(%peer, "memory budget: connection shed with 1013");
-            let _ = try_write_all(stream, &close_frame(CloseCode::TRY_AGAIN_LATER));
+        End::Shed { mid_frame } => {
+            tracing::debug!(%peer, mid_frame, "memory budget: connection shed with 1013");
+            // A close frame after part of another would be garbage.
+            if !mid_frame {
+                let _ = try_write_all(stream, &close_frame(CloseCode::TRY_AGAIN_LATER));
+            }
             reply_and_close(stream, &[], write_timeout).await;
         }
         // Same as a shed: the peer is not reading, so it gets no more time.
-        End::SlowConsumer => {
-            tracing::info!(%peer, "pub/sub: slow consumer closed with 1008");
-            let _ = try_write_all(stream, &close_frame(CloseCode::POLICY_VIOLATION));
+        End::SlowConsumer { mid_frame } => {
+            tracing::info!(%peer, mid_frame, "pub/sub: slow consumer closed with 1008");
+            if !mid_frame {
+                let _ = try_write_all(stream, &close_frame(CloseCode::POLICY_VIOLATION));
+            }
             reply_and_close(stream, &[], write_timeout).await;
         }
     }
@@ -417,10 +423,12 @@ enum End {
     Guest(GuestError),
     /// The socket failed or the peer went away (the guest was told).
     Io(io::Error),
-    /// The memory budget shed the connection.
-    Shed,
-    /// The connection's publication queue overflowed.
-    SlowConsumer,
+    /// The memory budget shed the connection; `mid_frame` when it happened
+    /// while a write was in progress (the peer got part of a frame).
+    Shed { mid_frame: bool },
+    /// The connection's publication queue overflowed (`mid_frame` as for
+    /// a shed).
+    SlowConsumer { mid_frame: bool },
 }
 
 /// Moves bytes between the socket and the `connection` resource, calls
@@ -461,7 +469,7 @@ async fn pump<S: Socket>(
         // A connection that floods is always readable, so the biased select
         // below would never look at `shed`.
         if account.is_shed() {
-            return shed_now(guest, conn, shared);
+            return shed_now(guest, conn, shared, false);
         }
         if let Some(result) = next.take() {
             let transmit = match result {
@@ -469,11 +477,16 @@ async fn pump<S: Socket>(
                 Err(e) => return End::Guest(e),
             };
             if !transmit.bytes.is_empty() {
-                match write_transmit(stream, &transmit.bytes, write_timeout, &account, &mut shed)
-                    .await
-                {
+                let watch = Watch {
+                    account: &account,
+                    shed: shed.as_mut(),
+                    mailbox: &mailbox,
+                    notified: notified.as_mut(),
+                };
+                match write_transmit(stream, &transmit.bytes, write_timeout, watch).await {
                     Ok(()) => {}
-                    Err(Written::Shed) => return shed_now(guest, conn, shared),
+                    Err(Written::Shed) => return shed_now(guest, conn, shared, true),
+                    Err(Written::SlowConsumer) => return slow_consumer(guest, conn, shared, true),
                     Err(Written::Failed(e)) => {
                         let _ = guest.disconnected(conn, shared.now_ms());
                         return End::Io(e);
@@ -555,13 +568,11 @@ async fn pump<S: Socket>(
                 mailbox.take(&mut batch);
                 if batch.overflowed {
                     batch.items.clear();
-                    guest.store.data().session.count_slow_consumer();
-                    let _ = guest.disconnected(conn, shared.now_ms());
-                    return End::SlowConsumer;
+                    return slow_consumer(guest, conn, shared, false);
                 }
                 next = deliver(guest, conn, shared, &mut batch, open);
             }
-            () = &mut shed => return shed_now(guest, conn, shared),
+            () = &mut shed => return shed_now(guest, conn, shared, false),
         }
     }
 }
@@ -620,39 +631,83 @@ fn deliver(
 /// Ends a connection the memory budget shed: the handler's close hook runs
 /// (as for a lost connection) so the application can let go of it; the
 /// host then drops the instance and sends `1013` itself.
-fn shed_now(guest: &mut Guest, conn: ResourceAny, shared: &Shared) -> End {
+fn shed_now(guest: &mut Guest, conn: ResourceAny, shared: &Shared, mid_frame: bool) -> End {
     let _ = guest.disconnected(conn, shared.now_ms());
-    End::Shed
+    End::Shed { mid_frame }
+}
+
+/// Ends a connection whose publication queue overflowed: counted, and the
+/// handler's close hook runs (as for a lost connection); the host then
+/// sends `1008` itself unless that would follow part of a frame.
+fn slow_consumer(guest: &mut Guest, conn: ResourceAny, shared: &Shared, mid_frame: bool) -> End {
+    guest.store.data().session.count_slow_consumer();
+    let _ = guest.disconnected(conn, shared.now_ms());
+    End::SlowConsumer { mid_frame }
+}
+
+/// What may end a write that has to wait for the peer.
+struct Watch<'a, 'm, F: Future<Output = ()>> {
+    /// The connection's memory-budget account (holds the unwritten bytes).
+    account: &'a Account,
+    /// Completes when the budget sheds the connection.
+    shed: std::pin::Pin<&'a mut F>,
+    /// The connection's publication mailbox.
+    mailbox: &'m crate::pubsub::Mailbox,
+    /// The pump's pending wait on the mailbox.
+    notified: std::pin::Pin<&'a mut Notified<'m>>,
 }
 
 /// Why [`write_transmit`] did not write everything.
 enum Written {
     /// The memory budget shed the connection while the write waited.
     Shed,
+    /// The publication queue overflowed while the write waited.
+    SlowConsumer,
     /// The socket failed or the write timed out.
     Failed(io::Error),
 }
 
 /// Writes a transmit's bytes. When the peer is slow and the write has to
 /// wait, the bytes count against the memory budget until written, and a
-/// shed ends the wait.
-async fn write_transmit<S: Socket>(
+/// shed or an overflowing publication queue ends the wait.
+async fn write_transmit<S: Socket, F>(
     stream: &mut S,
     bytes: &[u8],
     timeout: Duration,
-    account: &Account,
-    shed: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
-) -> Result<(), Written> {
+    mut watch: Watch<'_, '_, F>,
+) -> Result<(), Written>
+where
+    F: Future<Output = ()>,
+{
     let off = try_write_all(stream, bytes).map_err(Written::Failed)?;
     if off == bytes.len() {
         return Ok(());
     }
-    let _held = account.hold(bytes.len() - off);
-    tokio::select! {
-        biased;
-        r = write_rest(stream, &bytes[off..], timeout) => r.map_err(Written::Failed),
-        () = shed.as_mut() => Err(Written::Shed),
+    let _held = watch.account.hold(bytes.len() - off);
+    let write = write_rest(stream, &bytes[off..], timeout);
+    tokio::pin!(write);
+    // Publications queue up while we wait. The first one wakes us (the
+    // queue was empty); after that only an overflow does, so keep waiting
+    // for that, and hand the first wake-up back to the pump afterwards.
+    let mut woken = false;
+    let result = loop {
+        tokio::select! {
+            biased;
+            r = &mut write => break r.map_err(Written::Failed),
+            () = watch.shed.as_mut() => break Err(Written::Shed),
+            () = watch.notified.as_mut() => {
+                if watch.mailbox.overflowed() {
+                    break Err(Written::SlowConsumer);
+                }
+                woken = true;
+                watch.notified.set(watch.mailbox.notify.notified());
+            }
+        }
+    };
+    if woken {
+        watch.mailbox.notify.notify_one();
     }
+    result
 }
 
 /// Writes as much of `bytes` as the socket takes without waiting; returns

@@ -178,6 +178,11 @@ impl Mailbox {
         into.overflowed = queue.overflowed;
     }
 
+    /// Whether the mailbox overflowed (the connection is a slow consumer).
+    pub(crate) fn overflowed(&self) -> bool {
+        lock(&self.queue).overflowed
+    }
+
     /// Empties the mailbox and forgets an overflow (the instance moves to
     /// another connection).
     fn clear(&self) {

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use ws_edge_host::{Limits, Monitor, Server};
+use ws_edge_host::{Limits, Monitor, Server, ServerBuilder};
 /// The example and test components, by constant (`programs::GUEST_PANIC`).
 pub use ws_edge_test_programs as programs;
 
@@ -40,6 +40,8 @@ pub fn test_limits() -> Limits {
 /// A server running on a tokio task until it is shut down or dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The admin listener's address, when the builder asked for one.
+    pub admin: Option<SocketAddr>,
     pub monitor: Monitor,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -69,15 +71,31 @@ impl TestServer {
         K: Into<String>,
         V: Into<String>,
     {
-        let mut builder = Server::builder()
+        let env: Vec<(String, String)> =
+            env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        TestServer::start_configured(path, limits, |mut builder| {
+            for (key, value) in env {
+                builder = builder.env(key, value);
+            }
+            builder
+        })
+        .await
+    }
+
+    /// Serves the component at `path` with `limits` and whatever else
+    /// `configure` sets on the builder (pub/sub, admin listener, ...).
+    pub async fn start_configured(
+        path: impl Into<PathBuf>,
+        limits: Limits,
+        configure: impl FnOnce(ServerBuilder) -> ServerBuilder,
+    ) -> TestServer {
+        let builder = Server::builder()
             .component_file(path)
             .listen("127.0.0.1:0".parse().expect("valid address"))
             .limits(limits);
-        for (key, value) in env {
-            builder = builder.env(key, value);
-        }
-        let server = builder.bind().await.expect("server binds");
+        let server = configure(builder).bind().await.expect("server binds");
         let addr = server.local_addr();
+        let admin = server.admin_addr();
         let monitor = server.monitor();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
@@ -85,6 +103,7 @@ impl TestServer {
         }));
         TestServer {
             addr,
+            admin,
             monitor,
             stop: Some(stop),
             task: Some(task),

@@ -12,6 +12,7 @@ mod handshake;
 mod hostile;
 mod keepalive;
 mod load;
+mod pubsub;
 mod python;
 mod reuse;
 mod websocket;

@@ -8,7 +8,8 @@
 //! - `pubbin TOPIC PAYLOAD` → the same, published as a binary message
 //! - `panic` → traps (the host must drop the subscriptions)
 //!
-//! The path `/sub/TOPIC` subscribes in forward mode while accepting.
+//! The path `/sub/TOPIC` subscribes in forward mode while accepting;
+//! `/sub-then-reject/TOPIC` subscribes and then rejects with `403`.
 //! Publications to `handler` subscriptions arrive as `handler TOPIC PAYLOAD`
 //! (text) or as the binary payload with `handler:` prepended.
 
@@ -35,10 +36,15 @@ fn answer<T: std::fmt::Display>(result: Result<T, PubSubError>) -> String {
 
 impl Handler for Driver {
     fn on_request(request: &Request) -> Decision<Self> {
-        if let Some(topic) = request.resource_url().path().strip_prefix("/sub/")
+        let path = request.resource_url().path();
+        if let Some(topic) = path.strip_prefix("/sub/")
             && let Err(e) = pubsub::subscribe(topic, Delivery::Forward)
         {
             return Decision::reject(400, e.to_string());
+        }
+        if let Some(topic) = path.strip_prefix("/sub-then-reject/") {
+            let subscribed = pubsub::subscribe(topic, Delivery::Forward);
+            return Decision::reject(403, format!("subscribed: {subscribed:?}, rejected"));
         }
         Decision::accept(Driver)
     }
