@@ -15,7 +15,7 @@ COMPOSED  := $(GUEST_DIR)/composed.wasm
 # component is built once, not once per build profile and crate.
 export WS_EDGE_GUEST_TARGET_DIR := $(CURDIR)/target/guests
 
-.PHONY: run build guests sizes test test-deps fmt-check clippy unit e2e autobahn \
+.PHONY: run build chat guests sizes test test-deps fmt-check clippy unit e2e autobahn \
         check-wit cli-check portability fuzz bench bench-smoke compose drills
 
 ## Build the host (it builds and embeds the echo component) and serve it on
@@ -79,7 +79,8 @@ autobahn: build
 ## The built components export exactly the WIT contract (wasm-tools; installed
 ## if missing).
 check-wit: guests compose
-	scripts/check-wit.sh $(GUEST_DIR)/echo.wasm $(GUEST_DIR)/chat_auth.wasm $(GUEST_DIR)/reject.wasm \
+	scripts/check-wit.sh $(GUEST_DIR)/echo.wasm $(GUEST_DIR)/chat.wasm $(GUEST_DIR)/chat_auth.wasm \
+		$(GUEST_DIR)/reject.wasm \
 		$(GUEST_DIR)/compose_monolithic.wasm $(COMPOSED)
 	scripts/check-wit.sh --handler $(GUEST_DIR)/compose_handler.wasm
 
@@ -106,10 +107,14 @@ DRILLS ?=
 drills: wasm32-wasip2
 	ulimit -n "$$(ulimit -Hn)"; $(CARGO) run --release -p ws-edge-host --example drills -- $(DRILLS)
 
-## Benchmarks against the peers (writes docs/bench.md, docs/bench.svg).
-bench: build
+## Benchmarks against the peers (writes docs/bench.md, docs/bench.svg). The
+## broadcast scenarios serve examples/chat.
+bench: build chat
 	bench/run.sh
 
 ## A short bounded run of the same benchmark command.
-bench-smoke: build
+bench-smoke: build chat
 	bench/run.sh --quick
+
+chat: wasm32-wasip2
+	$(CARGO) build --profile guest --target wasm32-wasip2 --target-dir target/guests -p example-chat

@@ -11,12 +11,13 @@
 #
 # For each component, with `wasm-tools component wit`:
 #   1. it is a component (not a core module) and decodes;
-#   2. it exports exactly ws-edge:websocket/websocket-request@0.2.0 and
-#      ws-edge:websocket/preview@0.2.0 (world `websocket-tooling`, what the
-#      guest library builds);
+#   2. it exports exactly ws-edge:websocket/websocket-request@0.2.0,
+#      ws-edge:websocket/preview@0.2.0 and ws-edge:websocket/delivery@0.2.0
+#      (world `websocket-tooling`, what the guest library builds);
 #   3. those interfaces are the ones in wit/ item for item (types, fields,
 #      cases, functions, resource methods; doc comments are ignored);
-#   4. every import is the types-only ws-edge:websocket/types@0.2.0 or a WASI
+#   4. every import is the types-only ws-edge:websocket/types@0.2.0, the
+#      host's ws-edge:websocket/pubsub@0.2.0 (only if the handler uses it) or a WASI
 #      interface the Rust standard library pulls in (wasi:io, wasi:cli,
 #      wasi:clocks, wasi:random, wasi:filesystem); anything else
 #      (wasi:sockets, wasi:http, a non-WASI import) is an error;
@@ -47,7 +48,7 @@ fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 wit_dir="${WIT_DIR:-$root/wit}"
 version="0.2.0"
-exported=(websocket-request preview)
+exported=(websocket-request preview delivery)
 world="websocket-tooling"
 if [[ "${1:-}" == "--handler" ]]; then
     shift
@@ -62,7 +63,7 @@ iface_names=("${exported[@]}")
 [[ "$world" == websocket-handler ]] || iface_names=(types "${exported[@]}")
 # The exports expected, one per line, sorted.
 interface="$(printf "ws-edge:websocket/%s@$version\n" "${exported[@]}" | sort)"
-allowed_imports='^(wasi:(io|cli|clocks|random|filesystem)/[a-z0-9-]+@0\.2\.[0-9]+|ws-edge:websocket/types@'"${version//./\\.}"')$'
+allowed_imports='^(wasi:(io|cli|clocks|random|filesystem)/[a-z0-9-]+@0\.2\.[0-9]+|ws-edge:websocket/(types|pubsub)@'"${version//./\\.}"')$'
 
 want_version=1.263.0
 wasm_tools="${WASM_TOOLS:-}"

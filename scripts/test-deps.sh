@@ -2,7 +2,9 @@
 # Installs what the end-to-end tests need, only when missing:
 #   - the wasm32-wasip2 Rust target (guest components),
 #   - a Python venv at .venv with the `websockets` client,
-#   - headless Chromium (/usr/bin/chromium, Debian package `chromium`).
+#   - headless Chromium (/usr/bin/chromium, Debian package `chromium`),
+#   - nats-server (Debian package `nats-server`; the pub/sub tests start
+#     their own on a free loopback port, never the system service).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,5 +25,14 @@ if ! [ -x /usr/bin/chromium ]; then
         apt-get update -qq && apt-get install -y -qq chromium
     else
         sudo apt-get update -qq && sudo apt-get install -y -qq chromium
+    fi
+fi
+
+if ! command -v nats-server >/dev/null && ! [ -x /usr/sbin/nats-server ]; then
+    echo "installing nats-server"
+    if [ "$(id -u)" -eq 0 ]; then
+        apt-get update -qq && apt-get install -y -qq nats-server
+    else
+        sudo apt-get update -qq && sudo apt-get install -y -qq nats-server
     fi
 fi
