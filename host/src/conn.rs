@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::futures::Notified;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use wasmtime::component::ResourceAny;
@@ -456,13 +455,16 @@ async fn pump<S: Socket>(
     // Publications for this connection (pub/sub). The branch below is
     // enabled only while the guest has subscriptions.
     let mailbox = guest.store.data().session.mailbox().clone();
-    let mut notified = std::pin::pin!(mailbox.notify.notified());
     let mut batch = Batch::default();
     // The state of the last transmit: publications go out only while open.
     let mut open = true;
-    // The server dropped its shutdown sender (its `run` future was dropped):
-    // treat that as a shutdown too, or `changed()` would fire forever.
-    let mut server_gone = false;
+    // Completes at shutdown, or when the server dropped its shutdown sender
+    // (its `run` future was dropped), which is a shutdown too. One future
+    // for the whole pump, not one per wake-up.
+    let mut stopping = std::pin::pin!(async {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    });
+    let mut stop_requested = false;
     let mut next = first.take();
 
     loop {
@@ -481,7 +483,6 @@ async fn pump<S: Socket>(
                     account: &account,
                     shed: shed.as_mut(),
                     mailbox: &mailbox,
-                    notified: notified.as_mut(),
                 };
                 match write_transmit(stream, &transmit.bytes, write_timeout, watch).await {
                     Ok(()) => {}
@@ -510,8 +511,7 @@ async fn pump<S: Socket>(
             }
         }
 
-        let stop = !closing_sent && (server_gone || *shutdown.borrow());
-        if stop {
+        if stop_requested && !closing_sent {
             closing_sent = true;
             next = Some(guest.close(conn, 1001, "server shutting down", shared.now_ms()));
             continue;
@@ -562,9 +562,8 @@ async fn pump<S: Socket>(
                 armed = None;
                 next = Some(guest.tick(conn, shared.now_ms()));
             }
-            changed = shutdown.changed(), if !closing_sent => server_gone = changed.is_err(),
-            () = &mut notified, if guest.store.data().session.subscribed() => {
-                notified.set(mailbox.notify.notified());
+            () = &mut stopping, if !stop_requested => stop_requested = true,
+            () = mailbox.signalled(), if guest.store.data().session.subscribed() => {
                 mailbox.take(&mut batch);
                 if batch.overflowed {
                     batch.items.clear();
@@ -646,15 +645,13 @@ fn slow_consumer(guest: &mut Guest, conn: ResourceAny, shared: &Shared, mid_fram
 }
 
 /// What may end a write that has to wait for the peer.
-struct Watch<'a, 'm, F: Future<Output = ()>> {
+struct Watch<'a, F: Future<Output = ()>> {
     /// The connection's memory-budget account (holds the unwritten bytes).
     account: &'a Account,
     /// Completes when the budget sheds the connection.
     shed: std::pin::Pin<&'a mut F>,
     /// The connection's publication mailbox.
-    mailbox: &'m crate::pubsub::Mailbox,
-    /// The pump's pending wait on the mailbox.
-    notified: std::pin::Pin<&'a mut Notified<'m>>,
+    mailbox: &'a crate::pubsub::Mailbox,
 }
 
 /// Why [`write_transmit`] did not write everything.
@@ -674,7 +671,7 @@ async fn write_transmit<S: Socket, F>(
     stream: &mut S,
     bytes: &[u8],
     timeout: Duration,
-    mut watch: Watch<'_, '_, F>,
+    mut watch: Watch<'_, F>,
 ) -> Result<(), Written>
 where
     F: Future<Output = ()>,
@@ -686,26 +683,25 @@ where
     let _held = watch.account.hold(bytes.len() - off);
     let write = write_rest(stream, &bytes[off..], timeout);
     tokio::pin!(write);
-    // Publications queue up while we wait. The first one wakes us (the
+    // Publications queue up while we wait. The first one signals (the
     // queue was empty); after that only an overflow does, so keep waiting
-    // for that, and hand the first wake-up back to the pump afterwards.
+    // for that, and raise the first signal again for the pump afterwards.
     let mut woken = false;
     let result = loop {
         tokio::select! {
             biased;
             r = &mut write => break r.map_err(Written::Failed),
             () = watch.shed.as_mut() => break Err(Written::Shed),
-            () = watch.notified.as_mut() => {
+            () = watch.mailbox.signalled() => {
                 if watch.mailbox.overflowed() {
                     break Err(Written::SlowConsumer);
                 }
                 woken = true;
-                watch.notified.set(watch.mailbox.notify.notified());
             }
         }
     };
     if woken {
-        watch.mailbox.notify.notify_one();
+        watch.mailbox.resignal();
     }
     result
 }

@@ -15,8 +15,9 @@ pub(crate) mod nats;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::task::Poll;
 
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
 
 use crate::bindings::Message;
 use ws_edge::protocol::{OpCode, write_frame};
@@ -124,8 +125,11 @@ pub(crate) struct Batch {
 /// The bounded queue of publications for one connection.
 pub(crate) struct Mailbox {
     queue: Mutex<Queue>,
-    /// Wakes the connection's pump when the queue becomes non-empty.
-    pub(crate) notify: Notify,
+    /// Set when the queue became non-empty or overflowed; the pump clears
+    /// it when it looks.
+    signal: AtomicBool,
+    /// The pump waiting for `signal`.
+    waker: AtomicWaker,
 }
 
 #[derive(Default)]
@@ -139,8 +143,37 @@ impl Mailbox {
     fn new() -> Self {
         Self {
             queue: Mutex::new(Queue::default()),
-            notify: Notify::new(),
+            signal: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
         }
+    }
+
+    /// Wakes the pump.
+    fn wake(&self) {
+        self.signal.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Completes when publications were queued (or the queue overflowed)
+    /// since the pump last looked. Cheap to create and drop.
+    pub(crate) fn signalled(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.signal.swap(false, Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            if self.signal.swap(false, Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+
+    /// Raises the signal again without waking anyone: for a pump that took
+    /// a signal it could not act on yet, and will look next.
+    pub(crate) fn resignal(&self) {
+        self.signal.store(true, Ordering::Release);
     }
 
     /// Queues `publication`; false when the mailbox is full, which marks
@@ -156,7 +189,7 @@ impl Mailbox {
             queue.items.clear();
             queue.bytes = 0;
             drop(queue);
-            self.notify.notify_one();
+            self.wake();
             return false;
         }
         let was_empty = queue.items.is_empty();
@@ -164,7 +197,7 @@ impl Mailbox {
         queue.bytes = bytes;
         drop(queue);
         if was_empty {
-            self.notify.notify_one();
+            self.wake();
         }
         true
     }
@@ -188,6 +221,7 @@ impl Mailbox {
     fn clear(&self) {
         let mut queue = lock(&self.queue);
         *queue = Queue::default();
+        self.signal.store(false, Ordering::Relaxed);
     }
 }
 
