@@ -49,6 +49,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
+use tracing::Instrument as _;
 
 pub use budget::{ADMIT_PERCENT, SHED_PERCENT, default_budget};
 pub use error::FailureKind;
@@ -478,6 +479,7 @@ impl Server {
             tokio::spawn(admin::serve(listener, admin, stop_rx.clone()))
         });
         tokio::pin!(shutdown);
+        let mut next_id: u64 = 0;
 
         loop {
             let permit = tokio::select! {
@@ -504,12 +506,18 @@ impl Server {
             let shared = self.shared.clone();
             let stop = stop_rx.clone();
             let done = done_tx.clone();
-            tokio::spawn(async move {
-                conn::serve(stream, peer, shared, stop).await;
-                drop(permit);
-                drop(guard);
-                drop(done);
-            });
+            next_id += 1;
+            // Every log line of the connection carries its id and peer.
+            let span = tracing::info_span!("conn", id = next_id, %peer);
+            tokio::spawn(
+                async move {
+                    conn::serve(stream, peer, shared, stop).await;
+                    drop(permit);
+                    drop(guard);
+                    drop(done);
+                }
+                .instrument(span),
+            );
         }
 
         tracing::info!(

@@ -135,6 +135,18 @@ struct Serve {
     /// slow consumer (1008).
     #[arg(long, default_value_t = 1 << 20)]
     pubsub_queue_bytes: usize,
+
+    /// Log format on stderr: `text` for people, `json` (one object per line,
+    /// with the connection's span: id and peer) for machines.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn parse_env(arg: &str) -> Result<(String, String), String> {
@@ -150,17 +162,19 @@ fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-
     let Cli {
         command: Command::Serve(args),
     } = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
+    raise_open_files_limit();
     let limits = Limits {
         max_connections: args.max_connections,
         max_head_bytes: args.max_head_bytes,
@@ -230,6 +244,24 @@ fn main() -> anyhow::Result<()> {
         );
         server.run(shutdown_signal()).await
     })
+}
+
+/// Raises the soft limit on open files to the hard one (every connection
+/// is a descriptor) and logs both.
+fn raise_open_files_limit() {
+    let before = rlimit::getrlimit(rlimit::Resource::NOFILE).ok();
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(soft) => {
+            let hard = before.map(|(_, hard)| hard).unwrap_or(soft);
+            tracing::info!(
+                soft_before = before.map(|(soft, _)| soft).unwrap_or(0),
+                soft,
+                hard,
+                "open files limit"
+            );
+        }
+        Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+    }
 }
 
 async fn shutdown_signal() {
