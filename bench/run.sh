@@ -11,8 +11,9 @@
 #               its broadcast is a 100-subscriber smoke
 #   --only      run only these servers (ws-edge, ws-edge-reuse, tokio-tungstenite, fastwebsockets,
 #               node-ws, node-websocket; broadcast: tokio-tungstenite, node-ws,
-#               ws-edge-forward, ws-edge-handler, and `ws-edge` selects both of the latter)
-#   --scenarios run only these of handshake,echo64,echo64k,broadcast (default: all)
+#               ws-edge-forward, ws-edge-handler, and `ws-edge` selects both of the latter;
+#               crosshost: ws-edge or ws-edge-forward)
+#   --scenarios run only these of handshake,echo64,echo64k,broadcast,crosshost (default: all)
 #   --no-build  do not build the Rust peers / install the Node peers
 #   --out-dir   where bench.md and bench.svg go (default: docs/, or bench/results/ with --quick)
 #
@@ -22,7 +23,15 @@
 # the ws-edge broadcast rows are skipped without it), BENCH_DURATION / BENCH_WARMUP (seconds
 # per measurement, default 3 / 0.5, quick 1.5 / 0.3), BENCH_ROUNDS (default 3, quick 1),
 # BENCH_CONNS (default 16), BENCH_BROADCAST (broadcast runs as SUBSCRIBERS:MESSAGES_PER_S
-# pairs, default "1000:50 10000:5", quick "100:50").
+# pairs, default "1000:50 10000:5", quick "100:50"), BENCH_CROSSHOST (crosshost runs as
+# SUBSCRIBERS:MESSAGES_PER_S pairs, default "10:1000"), NATS_SERVER (default: nats-server
+# on PATH, else /usr/sbin/nats-server; the crosshost scenario needs it).
+#
+# crosshost (issue 14: cross-host delivery through NATS at 1 000 messages/s, p99 <= 2 ms):
+# starts `nats-server -a 127.0.0.1 -p -1` (a free port) and two ws-edge hosts serving the
+# chat example with `--broker nats://127.0.0.1:PORT`; the subscribers join a room on host B,
+# the publisher the same room on host A (`loadgen broadcast --publish-url`). Every process
+# it starts is stopped when the script exits.
 #
 # Every server is started as `SERVER --listen 127.0.0.1:0`, pinned to CPU 0, and must
 # print `listening on ws://ADDR`; the load generator runs on CPU 1. The table shows
@@ -36,7 +45,8 @@ quick=0
 build=1
 only=""
 out_dir=""
-scenarios="handshake,echo64,echo64k,broadcast"
+all_scenarios="handshake,echo64,echo64k,broadcast,crosshost"
+scenarios="$all_scenarios"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) quick=1 ;;
@@ -57,12 +67,14 @@ if [[ $quick == 1 ]]; then
     out_dir="${out_dir:-$bench/results}"
     only="${only:-ws-edge,tokio-tungstenite}"
     broadcast_runs="${BENCH_BROADCAST:-100:50}"
+    crosshost_runs="${BENCH_CROSSHOST:-10:1000}"
 else
     duration="${BENCH_DURATION:-3}"
     warmup="${BENCH_WARMUP:-0.5}"
     rounds="${BENCH_ROUNDS:-3}"
     out_dir="${out_dir:-$repo/docs}"
     broadcast_runs="${BENCH_BROADCAST:-1000:50 10000:5}"
+    crosshost_runs="${BENCH_CROSSHOST:-10:1000}"
 fi
 echo_scenarios=()
 for scenario in handshake echo64 echo64k; do
@@ -70,11 +82,16 @@ for scenario in handshake echo64 echo64k; do
 done
 broadcast=0
 [[ ",$scenarios," == *",broadcast,"* ]] && broadcast=1
+crosshost=0
+[[ ",$scenarios," == *",crosshost,"* ]] && crosshost=1
 for scenario in ${scenarios//,/ }; do
     case "$scenario" in
-        handshake | echo64 | echo64k | broadcast) ;;
-        *) echo "run.sh: unknown scenario $scenario (handshake, echo64, echo64k, broadcast)" >&2; exit 2 ;;
+        handshake | echo64 | echo64k | broadcast | crosshost) ;;
+        *) echo "run.sh: unknown scenario $scenario (handshake, echo64, echo64k, broadcast, crosshost)" >&2; exit 2 ;;
     esac
+done
+for run in $crosshost_runs; do
+    [[ "$run" =~ ^[0-9]+:[0-9.]+$ ]] || { echo "run.sh: bad BENCH_CROSSHOST entry $run (SUBSCRIBERS:RATE)" >&2; exit 2; }
 done
 conns="${BENCH_CONNS:-16}"
 mkdir -p "$bench/results" "$out_dir"
@@ -102,10 +119,12 @@ loadgen="$bench/target/release/loadgen"
 cpus=$(nproc --all)
 if [[ $cpus -ge 2 ]] && command -v taskset >/dev/null; then
     server_cpu=0
+    server_pin=(taskset -c 0)
     client=(taskset -c 1)
     pinning="server on CPU 0, load generator on CPU 1"
 else
     server_cpu=none
+    server_pin=()
     client=()
     pinning="not pinned (fewer than 2 CPUs or no taskset)"
 fi
@@ -178,7 +197,90 @@ if [[ $broadcast == 1 ]]; then
         broadcast_active+=("$name")
     done
 fi
-if [[ ${#active[@]} -eq 0 && ${#broadcast_active[@]} -eq 0 ]]; then
+
+# Cross-host: two ws-edge hosts sharing a local NATS server (run_crosshost).
+crosshost_active=()
+nats_server=""
+if [[ $crosshost == 1 ]] &&
+    [[ -z "$only" || ",$only," == *",ws-edge,"* || ",$only," == *",ws-edge-forward,"* ]]; then
+    nats_server="${NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}"
+    if [[ ! -x "$nats_server" ]]; then
+        echo "run.sh: the crosshost scenario needs nats-server, not found at $nats_server (install it, e.g. \`apt-get install nats-server\`, set NATS_SERVER, or leave crosshost out of --scenarios)" >&2
+        exit 2
+    fi
+    if [[ ! -x "$ws_edge_bin" ]]; then
+        [[ -n $skipped ]] || echo "== SKIPPING ws-edge: $ws_edge_bin not found (build it with \`cargo build --release -p ws-edge-host\` at the repo root, or set WS_EDGE_BIN)" >&2
+        skipped="ws-edge (binary not built)"
+    elif [[ ! -f "$chat_wasm" ]]; then
+        echo "== SKIPPING crosshost: chat component $chat_wasm not found (build it with \`make guests\` at the repo root, or set CHAT_WASM)" >&2
+        skipped+="${skipped:+; }crosshost (chat component not built)"
+    else
+        crosshost_active=(ws-edge-forward)
+    fi
+fi
+
+# Processes started by this script (crosshost), stopped on exit.
+started_pids=()
+stop_started() {
+    local pid
+    for pid in "${started_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${started_pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    started_pids=()
+}
+trap stop_started EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# wait_ready LOG SED_SCRIPT PID WHAT: prints the first match of SED_SCRIPT in
+# LOG once it appears (15 s at most); fails if PID exits first.
+wait_ready() {
+    local i found
+    for ((i = 0; i < 150; i++)); do
+        found=$(sed -n "$2" "$1" | head -n1)
+        if [[ -n $found ]]; then
+            echo "$found"
+            return 0
+        fi
+        if ! kill -0 "$3" 2>/dev/null; then
+            echo "run.sh: $4 exited before it was ready (log: $1)" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    echo "run.sh: $4 printed no address within 15 s (log: $1)" >&2
+    return 1
+}
+
+# run_crosshost SUBSCRIBERS RATE: nats-server and ws-edge hosts A and B (all
+# pinned with the servers), the publisher on A and the subscribers on B.
+run_crosshost() {
+    local subscribers="$1" rate="$2" log="$bench/results/crosshost" nats_addr addr_a addr_b pid_a pid_b status=0
+    "${server_pin[@]}" "$nats_server" -a 127.0.0.1 -p -1 >"$log-nats.log" 2>&1 &
+    started_pids+=("$!")
+    nats_addr=$(wait_ready "$log-nats.log" 's/.*Listening for client connections on \([0-9.]*:[0-9]*\).*/\1/p' $! nats-server) || { stop_started; return 1; }
+    local host=("$ws_edge_bin" serve --listen 127.0.0.1:0 --broker "nats://$nats_addr" "$chat_wasm" --env CHAT_DELIVERY=forward)
+    RUST_LOG="${RUST_LOG:-warn}" "${server_pin[@]}" "${host[@]}" >"$log-host-a.log" 2>&1 &
+    pid_a=$!
+    started_pids+=("$pid_a")
+    RUST_LOG="${RUST_LOG:-warn}" "${server_pin[@]}" "${host[@]}" >"$log-host-b.log" 2>&1 &
+    pid_b=$!
+    started_pids+=("$pid_b")
+    addr_a=$(wait_ready "$log-host-a.log" 's/.*listening on ws:\/\/\([^ ]*\).*/\1/p' "$pid_a" "ws-edge host A") &&
+        addr_b=$(wait_ready "$log-host-b.log" 's/.*listening on ws:\/\/\([^ ]*\).*/\1/p' "$pid_b" "ws-edge host B") || { stop_started; return 1; }
+    "${client[@]}" "$loadgen" broadcast --name ws-edge-forward \
+        --subscribers "$subscribers" --rate "$rate" \
+        --duration "$duration" --warmup "$warmup" --out "$results" \
+        --url "ws://$addr_b" --pid "$pid_b" \
+        --publish-url "ws://$addr_a" --publish-pid "$pid_a" || status=1
+    stop_started
+    return $status
+}
+
+if [[ ${#active[@]} -eq 0 && ${#broadcast_active[@]} -eq 0 && ${#crosshost_active[@]} -eq 0 ]]; then
     echo "run.sh: no server to run" >&2
     exit 2
 fi
@@ -217,6 +319,12 @@ for ((round = 0; round < rounds; round++)); do
             fi
         done
     done
+    for run in $crosshost_runs; do
+        [[ ${#crosshost_active[@]} -gt 0 ]] || break
+        if ! run_crosshost "${run%%:*}" "${run#*:}"; then
+            [[ " ${failed[*]} " == *" crosshost "* ]] || failed+=(crosshost)
+        fi
+    done
 done
 elapsed=$(($(date +%s) - start))
 
@@ -237,13 +345,16 @@ node_version() {
 command="bench/run.sh"
 [[ $quick == 1 ]] && command+=" --quick"
 [[ -n $only ]] && command+=" --only $only"
-[[ $scenarios != "handshake,echo64,echo64k,broadcast" ]] && command+=" --scenarios $scenarios"
+[[ $scenarios != "$all_scenarios" ]] && command+=" --scenarios $scenarios"
 broadcast_note=""
 if [[ ${#broadcast_active[@]} -gt 0 ]]; then
     broadcast_note="
 - Broadcast (\`loadgen broadcast\`, SUBSCRIBERS:MESSAGES_PER_S = ${broadcast_runs// /, }): the subscribers connect (128 handshakes at a time) to \`/rooms/bench\`, a publisher joins the same room and a bystander another; after a barrier (every subscriber has received a message) the publisher sends 64-byte text messages at the fixed rate through ${warmup} s warm-up and the ${duration} s window, then the subscribers get up to 5 s to receive what is in flight. The rate is fixed per scenario (the same for every server) and low enough for every server and the one-threaded load generator to keep up; *client CPU %* says how close the load generator came to its core. Servers: ws-edge-forward / ws-edge-handler (\`ws-edge serve\` with the chat example, \`CHAT_DELIVERY=forward\` / \`handler\`), the tokio-tungstenite room server (per-room \`tokio::sync::broadcast\`, a reader and a writer task per connection) and the Node \`ws\` room server (\`room.forEach(c => c.send(m))\`)."
 fi
-true
+if [[ ${#crosshost_active[@]} -gt 0 ]]; then
+    broadcast_note+="
+- Cross-host (\`loadgen broadcast --publish-url\`, SUBSCRIBERS:MESSAGES_PER_S = ${crosshost_runs// /, }): \`$($nats_server --version 2>/dev/null || echo nats-server)\` on loopback and two \`ws-edge serve --broker nats://127.0.0.1:PORT\` hosts with the chat example (forward delivery), all three pinned with the servers; the subscribers on host B, the publisher and no one else in the room on host A. The barrier republishes (every 200 ms without progress) until every subscriber has a message, since host B's interest takes a moment to reach NATS; then ${warmup} s warm-up and the ${duration} s window as above."
+fi
 notes="## Setup
 
 - Date (UTC): $stamp; the run took ${elapsed} s: ${rounds} round(s) of ${duration} s measured + ${warmup} s warm-up per scenario and server, a fresh server each time; figures are medians over the rounds.
@@ -254,7 +365,7 @@ notes="## Setup
 - Servers: ws-edge (\`ws-edge serve\`, bundled echo component, release build of the repo: one fresh instance per connection, the default) and ws-edge-reuse (the same with \`--instance-reuse 1000\`: an instance serves up to 1 000 connections one after another); tokio-tungstenite $(lock_version tokio-tungstenite) and fastwebsockets $(lock_version fastwebsockets) (hyper $(lock_version hyper) upgrade) echo servers on the default multi-threaded tokio runtime (one worker when pinned); Node $(node --version) with ws $(node_version ws) (permessage-deflate off) and websocket (WebSocket-Node) $(node_version websocket) (library defaults). Sources: \`bench/peers/\`.
 - Rates are bounded by the load generator (one core) or, on a busy machine, by other work sharing the cores (see *client CPU %* and *server CPU %*, both in % of one core over the window), so compare servers by **CPU µs/op**. CPU/op rises when a server is far from saturated (fewer messages per wake-up), so it is comparable only between servers driven by the same client under the same conditions, as in one run here.
 - Load average when the run started: ${load_before} (1/5/15 min; other work on the machine shares the cores and adds noise, the min-max column shows it).
-- Servers run: ${active[*]:-none}${broadcast_active[*]:+; broadcast: ${broadcast_active[*]}}.${skipped:+ Skipped: $skipped.}${failed:+ Failed: ${failed[*]}.}${broadcast_note}"
+- Servers run: ${active[*]:-none}${broadcast_active[*]:+; broadcast: ${broadcast_active[*]}}${crosshost_active[*]:+; crosshost: ${crosshost_active[*]}}.${skipped:+ Skipped: $skipped.}${failed:+ Failed: ${failed[*]}.}${broadcast_note}"
 
 "${client[@]}" "$loadgen" report --results "$results" --baseline tokio-tungstenite \
     --md "$out_dir/bench.md" --svg "$out_dir/bench.svg" \

@@ -16,6 +16,14 @@
 //! Deliveries per second counts the messages received (summed over the
 //! subscribers) inside the measured window; server CPU µs per delivery divides
 //! the server's CPU time in the same window (`/proc/PID/stat`) by that count.
+//!
+//! With `--publish-url` the publisher joins the room on another server (the
+//! cross-host scenario: two ws-edge hosts sharing a NATS broker). Everything
+//! else is the same; the barrier then also waits for the bridge, as the first
+//! publications may be dropped while the subscribers' host registers its
+//! interest with the broker. The record's scenario is `crosshost<N>`, the
+//! server CPU is the subscribers' host's, and `--publish-pid` adds the
+//! publisher's host's CPU use.
 
 use std::path::PathBuf;
 use std::pin::pin;
@@ -76,6 +84,10 @@ pub struct BroadcastArgs {
     cmd: Vec<String>,
     url: Option<String>,
     pid: Option<u32>,
+    /// Cross-host: the server the publisher connects to (`ws://ADDR`).
+    publish_url: Option<String>,
+    /// Cross-host: that server's PID, for its CPU use.
+    publish_pid: Option<u32>,
 }
 
 /// Parses the arguments of `loadgen broadcast` (see the usage in `main.rs`).
@@ -93,6 +105,8 @@ pub fn parse(args: &[String]) -> Result<BroadcastArgs> {
         cmd: Vec::new(),
         url: None,
         pid: None,
+        publish_url: None,
+        publish_pid: None,
     };
     let mut max = false;
     let mut it = args.iter();
@@ -130,6 +144,10 @@ pub fn parse(args: &[String]) -> Result<BroadcastArgs> {
             "--server-log" => a.server_log = Some(value()?.into()),
             "--url" => a.url = Some(value()?.clone()),
             "--pid" => a.pid = Some(value()?.parse().context("--pid")?),
+            "--publish-url" => a.publish_url = Some(value()?.clone()),
+            "--publish-pid" => {
+                a.publish_pid = Some(value()?.parse().context("--publish-pid")?);
+            }
             "--" => {
                 a.cmd = it.by_ref().cloned().collect();
                 break;
@@ -146,16 +164,21 @@ pub fn parse(args: &[String]) -> Result<BroadcastArgs> {
     if a.cmd.is_empty() == a.url.is_none() {
         bail!("give either a server command after `--` or --url (not both)");
     }
+    if a.publish_pid.is_some() && a.publish_url.is_none() {
+        bail!("--publish-pid needs --publish-url");
+    }
     Ok(a)
 }
 
 /// The scenario name recorded for `n` subscribers: `broadcast1k`,
-/// `broadcast10k`, `broadcast100`.
-pub fn scenario_name(n: usize) -> String {
+/// `broadcast10k`, `broadcast100`; `crosshost10`, ... when the publisher is
+/// on another server.
+pub fn scenario_name(n: usize, cross_host: bool) -> String {
+    let kind = if cross_host { "crosshost" } else { "broadcast" };
     if n >= 1000 && n.is_multiple_of(1000) {
-        format!("broadcast{}k", n / 1000)
+        format!("{kind}{}k", n / 1000)
     } else {
-        format!("broadcast{n}")
+        format!("{kind}{n}")
     }
 }
 
@@ -349,6 +372,9 @@ struct Outcome {
     subscribers: usize,
     /// Time taken to open them.
     connect_time: Duration,
+    /// Messages the barrier took (more than one when some were dropped, e.g.
+    /// while a cross-host bridge registered its interest), and its duration.
+    barrier: (u64, Duration),
     /// Messages published after the barrier (each must reach everyone).
     published: u64,
     /// Messages published inside the window.
@@ -369,6 +395,8 @@ struct Outcome {
     window: Duration,
     /// Server CPU time (user + system) inside the window, µs.
     server_cpu_us: Option<u64>,
+    /// Cross-host: the publisher's server's CPU time inside the window, µs.
+    publisher_cpu_us: Option<u64>,
     /// The load generator's CPU time inside the window, µs.
     client_cpu_us: Option<u64>,
     /// Server RSS growth per subscriber connection, KiB.
@@ -387,9 +415,19 @@ async fn publish(ws: &mut Ws, shared: &Shared, seq: u64) -> Result<()> {
         .context("the publisher's connection failed")
 }
 
+/// Where the load goes: the subscribers' server and the publisher's (the
+/// same one unless cross-host), as `ws://ADDR` origins, and their PIDs.
+struct Targets<'a> {
+    base_url: &'a str,
+    pid: Option<u32>,
+    publish_base_url: &'a str,
+    publish_pid: Option<u32>,
+}
+
 /// Connects, runs the barrier, the warm-up and the window, drains and
 /// collects what every connection saw.
-async fn drive(a: &BroadcastArgs, base_url: &str, pid: Option<u32>) -> Result<Outcome> {
+async fn drive(a: &BroadcastArgs, t: &Targets<'_>) -> Result<Outcome> {
+    let (base_url, pid) = (t.base_url, t.pid);
     let room_url = format!("{base_url}/rooms/{}", a.room);
     let n = a.subscribers;
     let shared = Arc::new(Shared {
@@ -405,7 +443,7 @@ async fn drive(a: &BroadcastArgs, base_url: &str, pid: Option<u32>) -> Result<Ou
 
     // Connect: the publisher and a member of another room first (warm-up of
     // the server's one-time costs), then the subscribers.
-    let mut publisher = open(room_url.clone())
+    let mut publisher = open(format!("{}/rooms/{}", t.publish_base_url, a.room))
         .await
         .context("opening the publisher")?;
     let bystander = open(format!("{base_url}/rooms/{}x", a.room))
@@ -424,9 +462,13 @@ async fn drive(a: &BroadcastArgs, base_url: &str, pid: Option<u32>) -> Result<Ou
     let bystander = tokio::spawn(must_stay_silent(bystander, shared.clone()));
 
     // Barrier: publish until every subscriber has received something (a
-    // server may join a member to its room just after the upgrade).
+    // server may join a member to its room just after the upgrade; across
+    // hosts, publications are dropped until the subscribers' host's interest
+    // has reached the broker, so this keeps publishing until the bridge
+    // carries them).
     let mut seq = 0u64;
-    let barrier_deadline = Instant::now() + BARRIER_BUDGET;
+    let barrier_started = Instant::now();
+    let barrier_deadline = barrier_started + BARRIER_BUDGET;
     'barrier: loop {
         publish(&mut publisher, &shared, seq).await?;
         seq += 1;
@@ -449,6 +491,7 @@ async fn drive(a: &BroadcastArgs, base_url: &str, pid: Option<u32>) -> Result<Ou
         }
     }
     let rss_after = rss();
+    let barrier = (seq, barrier_started.elapsed());
     let counted_from = seq;
     shared.counted_from.store(counted_from, Ordering::Relaxed);
     // Let the barrier's deliveries finish before the rate starts.
@@ -470,6 +513,7 @@ async fn drive(a: &BroadcastArgs, base_url: &str, pid: Option<u32>) -> Result<Ou
             probes = Some((
                 pid.and_then(|p| server::cpu_time_us(p).ok()),
                 server::cpu_time_us(std::process::id()).ok(),
+                t.publish_pid.and_then(|p| server::cpu_time_us(p).ok()),
             ));
             window = Some(Instant::now());
             shared.measuring.store(true, Ordering::Relaxed);
@@ -518,9 +562,10 @@ async fn drive(a: &BroadcastArgs, base_url: &str, pid: Option<u32>) -> Result<Ou
     shared.measuring.store(false, Ordering::Relaxed);
     let window_start = window.context("the window never opened")?;
     let window = window_start.elapsed();
-    let (cpu0, client0) = probes.unwrap_or_default();
+    let (cpu0, client0, pub0) = probes.unwrap_or_default();
     let cpu1 = pid.and_then(|p| server::cpu_time_us(p).ok());
     let client1 = server::cpu_time_us(std::process::id()).ok();
+    let pub1 = t.publish_pid.and_then(|p| server::cpu_time_us(p).ok());
     let published = seq - counted_from;
 
     // Drain: what is in flight may still arrive.
@@ -549,6 +594,7 @@ async fn drive(a: &BroadcastArgs, base_url: &str, pid: Option<u32>) -> Result<Ou
     let mut out = Outcome {
         subscribers: n,
         connect_time,
+        barrier,
         published,
         published_in_window,
         deliveries_in_window: 0,
@@ -559,6 +605,7 @@ async fn drive(a: &BroadcastArgs, base_url: &str, pid: Option<u32>) -> Result<Ou
         latencies_ns: Vec::new(),
         window,
         server_cpu_us: delta(cpu0, cpu1),
+        publisher_cpu_us: delta(pub0, pub1),
         client_cpu_us: delta(client0, client1),
         rss_per_subscriber_kib: match (rss_before, rss_after) {
             (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / n as f64),
@@ -611,7 +658,7 @@ pub fn run(a: &BroadcastArgs) -> Result<()> {
     if nofile < need {
         bail!("open-file limit is {nofile}, {need} needed (raise `ulimit -Hn`)");
     }
-    let scenario = scenario_name(a.subscribers);
+    let scenario = scenario_name(a.subscribers, a.publish_url.is_some());
     let (server, url, pid) = match &a.url {
         Some(url) => (None, url.clone(), a.pid),
         None => {
@@ -633,10 +680,18 @@ pub fn run(a: &BroadcastArgs) -> Result<()> {
         }
     };
     crate::check_loopback(&url)?;
+    let publish_url = a.publish_url.as_deref().unwrap_or(&url);
+    crate::check_loopback(publish_url)?;
+    let targets = Targets {
+        base_url: origin(&url),
+        pid,
+        publish_base_url: origin(publish_url),
+        publish_pid: a.publish_pid,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = rt.block_on(drive(a, origin(&url), pid));
+    let result = rt.block_on(drive(a, &targets));
     let rss = pid.and_then(server::rss_kib);
     drop(server);
     // Dropping the runtime closes every connection.
@@ -669,6 +724,7 @@ pub fn run(a: &BroadcastArgs) -> Result<()> {
         lost: Some(o.lost),
         expected: Some(o.published * o.subscribers as u64),
         rss_per_conn_kib: o.rss_per_subscriber_kib,
+        publisher_cpu_pct: o.publisher_cpu_us.map(|c| c as f64 / 1e4 / window_s),
     };
     eprintln!(
         "{:<18} {:<13} {} subscribers (connected in {:.1} s), {:.0} msg/s published: \
@@ -689,6 +745,14 @@ pub fn run(a: &BroadcastArgs) -> Result<()> {
         o.published * o.subscribers as u64,
         rec.errors,
     );
+    if let Some(p) = rec.publisher_cpu_pct {
+        eprintln!(
+            "  {} {scenario}: publisher's server CPU {p:.0}%; barrier: {} message(s) in {:.0} ms",
+            a.name,
+            o.barrier.0,
+            o.barrier.1.as_secs_f64() * 1e3
+        );
+    }
     if let Some(e) = &o.first_error {
         eprintln!("  {} {scenario}: first error: {e}", a.name);
     }
@@ -746,10 +810,12 @@ mod tests {
 
     #[test]
     fn scenario_names() {
-        assert_eq!(scenario_name(1000), "broadcast1k");
-        assert_eq!(scenario_name(10_000), "broadcast10k");
-        assert_eq!(scenario_name(100), "broadcast100");
-        assert_eq!(scenario_name(1500), "broadcast1500");
+        assert_eq!(scenario_name(1000, false), "broadcast1k");
+        assert_eq!(scenario_name(10_000, false), "broadcast10k");
+        assert_eq!(scenario_name(100, false), "broadcast100");
+        assert_eq!(scenario_name(1500, false), "broadcast1500");
+        assert_eq!(scenario_name(10, true), "crosshost10");
+        assert_eq!(scenario_name(1000, true), "crosshost1k");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! loadgen broadcast --name NAME --subscribers N (--rate MSGS_PER_S | --max)
 //!             [--duration SECS] [--warmup SECS] [--room NAME] [--server-cpu CPUS]
 //!             [--out RESULTS.jsonl] [--server-log PATH]
+//!             [--publish-url ws://ADDR [--publish-pid PID]]
 //!             (-- SERVER COMMAND... | --url ws://ADDR [--pid PID])
 //! ```
 //!
@@ -27,7 +28,9 @@
 //! subscribers to `/rooms/<room>` (default `bench`) and one publisher in the
 //! same room, publishes 64-byte text messages at a fixed rate (or closed loop
 //! with `--max`) and appends a record of deliveries per second, server CPU per
-//! delivery, delivery latency and losses to `--out`.
+//! delivery, delivery latency and losses to `--out`. With `--publish-url` the
+//! publisher joins the room on that other server instead (two hosts sharing a
+//! broker): the record's scenario is then `crosshost<N>`.
 
 mod broadcast;
 mod idle;
@@ -319,7 +322,7 @@ fn cmd_report(args: &[String]) -> Result<()> {
         std::fs::write(&path, report::markdown(&records, &ctx))?;
         eprintln!("wrote {}", path.display());
     }
-    let has_echo = records.iter().any(|r| !report::is_broadcast(&r.scenario));
+    let has_echo = records.iter().any(|r| !report::is_fanout(&r.scenario));
     if let Some(path) = svg.filter(|_| has_echo) {
         std::fs::write(&path, report::svg(&records, &baseline))?;
         eprintln!("wrote {}", path.display());

@@ -51,6 +51,10 @@ pub struct Record {
     /// Broadcast: server RSS growth per subscriber connection, KiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rss_per_conn_kib: Option<f64>,
+    /// Cross-host: CPU use of the publisher's server over the window,
+    /// percent of one core (`server_cpu_pct` is the subscribers' server's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher_cpu_pct: Option<f64>,
 }
 
 /// Everything the report needs besides the records.
@@ -130,6 +134,7 @@ pub fn aggregate(records: &[Record]) -> Vec<Record> {
             lost: same.iter().map(|x| x.lost).sum(),
             expected: same.iter().map(|x| x.expected).sum(),
             rss_per_conn_kib: med(|x| x.rss_per_conn_kib),
+            publisher_cpu_pct: med(|x| x.publisher_cpu_pct),
         });
     }
     out
@@ -183,12 +188,25 @@ pub fn is_broadcast(scenario: &str) -> bool {
     scenario.starts_with("broadcast")
 }
 
+/// Whether `scenario` is the cross-host fan-out (`crosshost10`, ...: the
+/// publisher on another host than the subscribers), reported in its own
+/// table.
+pub fn is_crosshost(scenario: &str) -> bool {
+    scenario.starts_with("crosshost")
+}
+
+/// Whether `scenario` is reported in a table other than the
+/// request/response one (and left out of the plot).
+pub fn is_fanout(scenario: &str) -> bool {
+    is_broadcast(scenario) || is_crosshost(scenario)
+}
+
 /// Table rows of the request/response scenarios from raw (per-round)
 /// records: medians, ratios and spread.
 fn rows(raw: &[Record], baseline: &str) -> Vec<Vec<String>> {
     let records = aggregate(raw);
     let mut out = Vec::new();
-    for scenario in scenarios(&records).into_iter().filter(|s| !is_broadcast(s)) {
+    for scenario in scenarios(&records).into_iter().filter(|s| !is_fanout(s)) {
         let base = find(&records, baseline, &scenario);
         for r in records.iter().filter(|r| r.scenario == scenario) {
             out.push(vec![
@@ -274,7 +292,54 @@ fn broadcast_rows(raw: &[Record], base: &str, vs: &str) -> Vec<Vec<String>> {
     out
 }
 
-/// The terminal tables: request/response scenarios, then broadcast.
+/// Header of the cross-host table.
+const CROSSHOST_HEADER: [&str; 13] = [
+    "scenario",
+    "server",
+    "subscribers",
+    "published msg/s",
+    "deliveries/s",
+    "p50 µs",
+    "p99 µs",
+    "CPU µs/delivery (subscribers' host)",
+    "subscribers' host CPU %",
+    "publisher's host CPU %",
+    "client CPU %",
+    "lost of owed",
+    "errors",
+];
+
+/// Rows of the cross-host table: medians over the rounds, losses summed.
+fn crosshost_rows(raw: &[Record]) -> Vec<Vec<String>> {
+    let records = aggregate(raw);
+    records
+        .iter()
+        .filter(|r| is_crosshost(&r.scenario))
+        .map(|r| {
+            vec![
+                r.scenario.clone(),
+                r.server.clone(),
+                r.conns.to_string(),
+                fmt_opt(r.publish_rate, 0),
+                format!("{:.0}", r.rate_per_s),
+                fmt_opt(r.p50_us, 0),
+                fmt_opt(r.p99_us, 0),
+                fmt_opt(r.cpu_us_per_op, 2),
+                fmt_opt(r.server_cpu_pct, 0),
+                fmt_opt(r.publisher_cpu_pct, 0),
+                fmt_opt(r.client_cpu_pct, 0),
+                match (r.lost, r.expected) {
+                    (Some(l), Some(e)) => format!("{l} of {e}"),
+                    _ => "-".to_owned(),
+                },
+                r.errors.to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// The terminal tables: request/response scenarios, then broadcast, then
+/// cross-host.
 pub fn text_table(records: &[Record], baseline: &str, broadcast_vs: &str) -> String {
     let mut out = String::new();
     let main = rows(records, baseline);
@@ -294,6 +359,17 @@ pub fn text_table(records: &[Record], baseline: &str, broadcast_vs: &str) -> Str
         let _ = writeln!(
             out,
             "(broadcast: one publisher, 64-byte text messages; CPU = server user+system time per delivered message)"
+        );
+    }
+    let cross = crosshost_rows(records);
+    if !cross.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&text_grid(&CROSSHOST_HEADER.map(str::to_owned), &cross));
+        let _ = writeln!(
+            out,
+            "(cross-host: publisher on host A, subscribers on host B, one NATS server between them)"
         );
     }
     out
@@ -378,6 +454,26 @@ pub fn markdown(records: &[Record], ctx: &Context<'_>) -> String {
         );
         out.push('\n');
     }
+    let cross = crosshost_rows(records);
+    if !cross.is_empty() {
+        let _ = writeln!(
+            out,
+            "### Cross-host: publisher and subscribers on two hosts
+"
+        );
+        let _ = writeln!(
+            out,
+            "Two ws-edge hosts (the chat example, forward delivery) share one local `nats-server` \
+             (`--broker nats://127.0.0.1:PORT`); the subscribers join `/rooms/bench` on host B, \
+             the publisher the same room on host A, so every message crosses host A → NATS → \
+             host B. The barrier keeps publishing until every subscriber has received a message \
+             (the first ones may be dropped while host B's interest reaches NATS); then the same \
+             fixed-rate run, latency, loss and error counting as above. Issue 14's target: 1 000 \
+             messages/s with p99 ≤ 2 ms. *CPU µs/delivery* and the first CPU % are host B's.\n"
+        );
+        md_grid(&mut out, &CROSSHOST_HEADER.map(str::to_owned), &cross);
+        out.push('\n');
+    }
     if !ctx.notes.is_empty() {
         let _ = writeln!(out, "{}", ctx.notes.trim_end());
     }
@@ -408,7 +504,7 @@ const COLORS: [&str; 8] = [
 /// rate; each bar labelled with its value and ratio.
 pub fn svg(raw: &[Record], baseline: &str) -> String {
     let mut agg = aggregate(raw);
-    agg.retain(|r| !is_broadcast(&r.scenario));
+    agg.retain(|r| !is_fanout(&r.scenario));
     let records = agg.as_slice();
     let scenarios = scenarios(records);
     let mut servers: Vec<String> = Vec::new();
@@ -611,6 +707,28 @@ mod tests {
         assert_eq!(fan[0].len(), broadcast_header("base", "node").len());
         let svg = svg(&records, "base");
         assert!(!svg.contains("broadcast1k"));
+    }
+
+    #[test]
+    fn crosshost_has_its_own_table() {
+        let mut records = vec![
+            rec("base", "echo64", 1000.0, 4.0),
+            rec("edge", "broadcast100", 5_000.0, 3.0),
+            rec("edge", "crosshost10", 10_000.0, 2.0),
+        ];
+        records[2].publisher_cpu_pct = Some(7.0);
+        records[2].lost = Some(0);
+        records[2].expected = Some(30_000);
+        assert_eq!(rows(&records, "base").len(), 1);
+        assert_eq!(broadcast_rows(&records, "base", "node").len(), 1);
+        let cross = crosshost_rows(&records);
+        assert_eq!(cross.len(), 1);
+        assert_eq!(cross[0].len(), CROSSHOST_HEADER.len());
+        assert_eq!(cross[0][9], "7");
+        assert_eq!(cross[0][11], "0 of 30000");
+        let text = text_table(&records, "base", "node");
+        assert!(text.contains("publisher's host CPU %"));
+        assert!(!svg(&records, "base").contains("crosshost10"));
     }
 
     #[test]
