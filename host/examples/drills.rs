@@ -605,6 +605,17 @@ async fn wait_down_to(monitor: &Monitor, base: usize) -> usize {
     }
 }
 
+/// How one flooder ended.
+enum Flooder {
+    /// The host stopped it after it sent this much, this long after it
+    /// started.
+    Cut(usize, Duration),
+    /// It sent 64 MiB without being stopped (or timed out).
+    NeverCut,
+    /// It never got a connection.
+    NoConnect,
+}
+
 /// 50 clients send 64 KiB writes and never read: pings (`pingflood`, the
 /// automatic pongs) or binary messages (`noread`, the echoes). Each must be
 /// cut off (the host stops reading once its writes block, and drops the
@@ -627,37 +638,56 @@ async fn flooders(name: &'static str, opcode: u8, payload: usize) -> Verdict {
         for _ in 0..clients {
             let chunk = chunk.clone();
             tasks.push(tokio::spawn(async move {
-                let mut stream = TcpStream::connect(addr).await.ok()?;
-                stream.write_all(UPGRADE).await.ok()?;
+                // An earlier drill may have left the machine short of
+                // ephemeral ports for a moment: retry the connect (bounded)
+                // so that only the host's behaviour decides the verdict.
+                let mut stream = None;
+                for _ in 0..20 {
+                    match TcpStream::connect(addr).await {
+                        Ok(s) => {
+                            stream = Some(s);
+                            break;
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
+                let Some(mut stream) = stream else {
+                    return Flooder::NoConnect;
+                };
+                if stream.write_all(UPGRADE).await.is_err() {
+                    return Flooder::NoConnect;
+                }
                 let t0 = Instant::now();
                 let mut sent = 0usize;
                 // Bounded: 64 MiB per client is far past any buffer.
                 for _ in 0..1024 {
                     if stream.write_all(&chunk).await.is_err() {
-                        return Some((sent, t0.elapsed()));
+                        return Flooder::Cut(sent, t0.elapsed());
                     }
                     sent += chunk.len();
                 }
-                None
+                Flooder::NeverCut
             }));
         }
-        let mut cut = 0;
+        let (mut cut, mut never_cut, mut no_connect) = (0, 0, 0);
         let mut max_sent = 0;
         let mut max_t = Duration::ZERO;
         for t in tasks {
-            if let Ok(Some((sent, t))) =
-                tokio::time::timeout(Duration::from_secs(60), t).await.map(|r| r.ok().flatten())
-            {
-                cut += 1;
-                max_sent = max_sent.max(sent);
-                max_t = max_t.max(t);
+            match tokio::time::timeout(Duration::from_secs(60), t).await {
+                Ok(Ok(Flooder::Cut(sent, t))) => {
+                    cut += 1;
+                    max_sent = max_sent.max(sent);
+                    max_t = max_t.max(t);
+                }
+                Ok(Ok(Flooder::NoConnect)) => no_connect += 1,
+                _ => never_cut += 1,
             }
         }
         let rss1 = rss_kib();
         (
             cut == clients,
             format!(
-                "{cut}/{clients} flooders cut off, at most {:.1} MiB sent each, last cut after {}; RSS {} -> {} MiB",
+                "{cut}/{clients} flooders cut off ({never_cut} never cut, {no_connect} could not connect), at most {:.1} MiB sent each, last cut after {}; RSS {} -> {} MiB",
                 max_sent as f64 / (1 << 20) as f64,
                 ms(max_t),
                 rss0 / 1024,
