@@ -8,6 +8,11 @@
 //!   else a binary one. Answers `200` with the number of local subscribers
 //!   reached, as a decimal number and a newline.
 //! - `GET /healthz`: `200 ok` while the process runs.
+//! - `GET /readyz`: `200 ready` while the server accepts connections and,
+//!   when a broker is configured, the bridge is connected; `503` with the
+//!   reason otherwise.
+//! - `GET /metrics`: the server's counters in the Prometheus text format
+//!   (`prometheus-client`).
 //!
 //! With a token (`--admin-token`), every path but `/healthz` needs
 //! `Authorization: Bearer <token>`; a missing or wrong one gets `401`.
@@ -25,13 +30,23 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
 use crate::bindings::Message;
 use crate::pubsub::{Broker, Origin, Publication};
+use crate::{FailureKind, Monitor};
 
 /// What the admin endpoints need.
 pub(crate) struct Admin {
     pub(crate) broker: Arc<Broker>,
     pub(crate) token: Option<String>,
+    /// The server's counters, for `/readyz` and `/metrics`.
+    pub(crate) monitor: Monitor,
 }
 
 /// Serves the admin listener until `shutdown` turns true.
@@ -90,6 +105,11 @@ async fn handle(admin: &Admin, peer: SocketAddr, req: Request<Incoming>) -> Repl
     }
     match (req.method(), path.as_str()) {
         (&Method::POST, "/publish") => publish(admin, peer, req).await,
+        (&Method::GET, "/readyz") => match admin.monitor.broker_connected() {
+            Some(false) => text(StatusCode::SERVICE_UNAVAILABLE, "broker not connected\n"),
+            _ => text(StatusCode::OK, "ready\n"),
+        },
+        (&Method::GET, "/metrics") => metrics(&admin.monitor),
         (_, "/publish") => {
             let mut reply = text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
             reply
@@ -146,6 +166,120 @@ async fn publish(admin: &Admin, peer: SocketAddr, req: Request<Incoming>) -> Rep
     let reached = admin.broker.publish(publication, Origin::Admin);
     tracing::debug!(%peer, %topic, reached, "admin: published");
     text(StatusCode::OK, &format!("{reached}\n"))
+}
+
+/// `GET /metrics`: the [`Monitor`]'s counters, encoded at each scrape.
+fn metrics(monitor: &Monitor) -> Reply {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(HostMetrics(monitor.clone())));
+    let mut body = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &registry) {
+        tracing::warn!("admin: encoding the metrics failed: {e}");
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "metrics unavailable\n");
+    }
+    let mut reply = text(StatusCode::OK, &body);
+    reply.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    reply
+}
+
+/// The host's counters as Prometheus metrics, read at each scrape.
+struct HostMetrics(Monitor);
+
+impl std::fmt::Debug for HostMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostMetrics")
+    }
+}
+
+impl Collector for HostMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let m = &self.0;
+        let gauges: [(&str, &str, i64); 2] = [
+            (
+                "ws_edge_open_connections",
+                "Connections accepted and not yet finished.",
+                i64::try_from(m.live_connections()).unwrap_or(i64::MAX),
+            ),
+            (
+                "ws_edge_memory_budget_used_bytes",
+                "Bytes counted against the memory budget.",
+                i64::try_from(m.memory_used()).unwrap_or(i64::MAX),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        let counters: [(&str, &str, u64); 7] = [
+            (
+                "ws_edge_instances_created",
+                "Component instances created.",
+                m.instances_created(),
+            ),
+            (
+                "ws_edge_overload_refused",
+                "Connections refused with 503 by the memory budget.",
+                m.overload_refused(),
+            ),
+            (
+                "ws_edge_overload_shed",
+                "Connections closed with 1013 by the memory budget.",
+                m.overload_shed(),
+            ),
+            (
+                "ws_edge_pubsub_publications",
+                "Publications accepted.",
+                m.publications(),
+            ),
+            (
+                "ws_edge_pubsub_deliveries_queued",
+                "Publications queued for a subscriber.",
+                m.deliveries_queued(),
+            ),
+            (
+                "ws_edge_pubsub_slow_consumers",
+                "Connections closed with 1008 as slow consumers.",
+                m.slow_consumers(),
+            ),
+            (
+                "ws_edge_pubsub_bridge_dropped",
+                "Publications that could not cross to other hosts.",
+                m.bridge_dropped(),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "ws_edge_guest_failures",
+            "Failed guest calls by kind.",
+            None,
+            MetricType::Counter,
+        )?;
+        for kind in FailureKind::ALL {
+            let counter = ConstCounter::new(m.guest_failures(kind));
+            counter.encode(family.encode_family(&[("kind", kind.name())])?)?;
+        }
+        if let Some(connected) = m.broker_connected() {
+            let gauge = ConstGauge::new(i64::from(connected));
+            gauge.encode(encoder.encode_descriptor(
+                "ws_edge_broker_connected",
+                "1 while the NATS bridge is connected.",
+                None,
+                gauge.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether `header` is `Bearer <token>`, compared in constant time.

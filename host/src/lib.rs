@@ -283,14 +283,7 @@ impl ServerBuilder {
         };
         let local_addr = listener.local_addr()?;
         let admin = match admin {
-            Some(listener) => Some((
-                listener.local_addr()?,
-                listener,
-                Arc::new(admin::Admin {
-                    broker: broker.clone(),
-                    token: self.admin_token,
-                }),
-            )),
+            Some(listener) => Some((listener.local_addr()?, listener, self.admin_token)),
             None => None,
         };
         Ok(Server {
@@ -312,7 +305,8 @@ impl ServerBuilder {
 pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
-    admin: Option<(SocketAddr, TcpListener, Arc<admin::Admin>)>,
+    /// The admin listener, its address and its token.
+    admin: Option<(SocketAddr, TcpListener, Option<String>)>,
     live: Arc<AtomicUsize>,
     shared: Arc<Shared>,
 }
@@ -475,7 +469,13 @@ impl Server {
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         let permits = Arc::new(Semaphore::new(self.shared.limits.max_connections.max(1)));
         let shedder = tokio::spawn(self.shared.runtime.budget.clone().shedder());
-        let admin = self.admin.map(|(_, listener, admin)| {
+        let monitor = self.monitor();
+        let admin = self.admin.map(|(_, listener, token)| {
+            let admin = Arc::new(admin::Admin {
+                broker: self.shared.runtime.broker.clone(),
+                token,
+                monitor,
+            });
             tokio::spawn(admin::serve(listener, admin, stop_rx.clone()))
         });
         tokio::pin!(shutdown);

@@ -625,3 +625,45 @@ async fn components_built_without_pubsub_still_serve() {
     assert_echo(&mut ws, "plain").await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_reports_readiness_and_metrics() {
+    let server = chat("forward", |b| b).await;
+    let admin = server.admin.expect("admin listener");
+    let (status, body) = admin_request(admin, "GET", "/readyz", &[], b"").await;
+    assert_eq!((status, body.trim()), (200, "ready"));
+    let mut a = connect(&server.url("/rooms/m")).await;
+    let mut b = connect(&server.url("/rooms/m")).await;
+    for i in 0..3 {
+        a.send(Message::text(format!("m{i}"))).await.expect("send");
+        assert_eq!(next_text(&mut b).await, format!("m{i}"));
+    }
+    let (status, body) = admin_request(admin, "GET", "/metrics", &[], b"").await;
+    assert_eq!(status, 200);
+    for line in [
+        "ws_edge_open_connections 2",
+        "ws_edge_instances_created_total 2",
+        "ws_edge_pubsub_publications_total 3",
+        "ws_edge_pubsub_deliveries_queued_total 3",
+        "ws_edge_pubsub_slow_consumers_total 0",
+        "ws_edge_guest_failures_total{kind=\"trap\"} 0",
+    ] {
+        assert!(body.lines().any(|l| l == line), "no {line:?} in\n{body}");
+    }
+    assert!(body.trim_end().ends_with("# EOF"), "{body}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_broker() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("address")
+        .port();
+    let server = chat("forward", |b| b.broker(format!("nats://127.0.0.1:{port}"))).await;
+    let admin = server.admin.expect("admin listener");
+    let (status, body) = admin_request(admin, "GET", "/readyz", &[], b"").await;
+    assert_eq!((status, body.trim()), (503, "broker not connected"));
+    server.shutdown().await;
+}
