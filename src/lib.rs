@@ -12,9 +12,12 @@
 //! - [`protocol`]: framing (RFC 6455 §5–§7): the frame codec, close codes and
 //!   the connection state machine.
 //! - [`pubsub`]: the topic grammar of the host's publish/subscribe service.
+//! - [`deflate`]: permessage-deflate (RFC 7692): negotiation and the message
+//!   codec, an [`protocol::Extension`] of the connection.
 
 #![deny(missing_docs)]
 
+pub mod deflate;
 pub mod handshake;
 pub mod protocol;
 pub mod pubsub;

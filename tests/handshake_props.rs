@@ -334,6 +334,7 @@ proptest! {
             allowed_origin: None,
             cookies: vec![cookie],
             headers: vec![Header::from_bytes(header_name, header_value)],
+            deflate: None,
         };
         if let Ok(accepted) = req.accept(&options) {
             assert_single_response(&accepted.response.to_bytes(), accepted.response.headers.len())?;

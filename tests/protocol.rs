@@ -834,18 +834,19 @@ impl Extension for Invert {
     fn rsv_bits(&self) -> u8 {
         RSV1
     }
-    fn decode_message(
+    fn decode(
         &mut self,
         _: OpCode,
         _: u8,
-        payload: &[u8],
+        input: &[u8],
+        _last: bool,
         max_len: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), ProtocolError> {
-        if payload.len() > max_len {
+        if out.len() + input.len() > max_len {
             return Err(ProtocolError::MessageTooLarge);
         }
-        out.extend(payload.iter().map(|b| !b));
+        out.extend(input.iter().map(|b| !b));
         Ok(())
     }
     fn encode_message(&mut self, _: OpCode, payload: &[u8], out: &mut Vec<u8>) -> Option<u8> {

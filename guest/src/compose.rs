@@ -104,6 +104,9 @@ fn accept_options(options: wit::AcceptOptions) -> AcceptOptions {
         allowed_origin: None,
         cookies: options.cookies.into_iter().map(set_cookie).collect(),
         headers: options.headers.into_iter().map(header).collect(),
+        // The WIT accept options have no deflate field: the operator's
+        // WS_EDGE_DEFLATE (config::deflate_from_env) decides.
+        deflate: None,
     }
 }
 

@@ -18,6 +18,21 @@
 //! | `WS_EDGE_CLOSE_TIMEOUT_MS` | `close_timeout_ms` | milliseconds |
 //! | `WS_EDGE_AUTO_PONG` | `auto_pong` | `true` or `false` |
 //!
+//! [`deflate_from_env`] applies these to the permessage-deflate policy of
+//! [`AcceptOptions::deflate`](ws_edge::handshake::AcceptOptions) (the glue
+//! calls it on every accept, so they work for any handler):
+//!
+//! | variable | [`DeflateConfig`] field | value |
+//! |---|---|---|
+//! | `WS_EDGE_DEFLATE` | on or off | `on` (the handler's policy, else [`DeflateConfig::default`]) or `off` |
+//! | `WS_EDGE_DEFLATE_THRESHOLD` | `threshold` | bytes |
+//! | `WS_EDGE_DEFLATE_LEVEL` | `level` | 0–9 |
+//! | `WS_EDGE_DEFLATE_NO_CONTEXT_TAKEOVER` | `server_no_context_takeover`, `client_no_context_takeover` | `true` or `false` |
+//! | `WS_EDGE_DEFLATE_WINDOW_BITS` | `server_max_window_bits`, `client_max_window_bits` | 9–15 |
+//!
+//! The `WS_EDGE_DEFLATE_*` settings change a policy that is on (by the
+//! handler or `WS_EDGE_DEFLATE=on`); they do not turn it on.
+//!
 //! Numbers are plain decimal integers (`16777216`, not `16M` or `0x1000000`).
 //! A malformed value, and any other variable starting with `WS_EDGE_`, is
 //! reported on stderr (which the host logs, labelled with the component) and
@@ -28,6 +43,7 @@
 
 use std::sync::OnceLock;
 
+use ws_edge::deflate::DeflateConfig;
 use ws_edge::protocol::Config;
 
 /// The prefix of the variables this module reads; other variables with it
@@ -52,22 +68,34 @@ const PREFIX: &str = "WS_EDGE_";
 /// The environment is parsed once per instance; malformed values and unknown
 /// `WS_EDGE_*` keys are reported on stderr at that point and ignored.
 pub fn config_from_env(base: Config) -> Config {
+    overrides().apply(base)
+}
+
+/// Returns the permessage-deflate policy `base` (`None`: off) with the
+/// `WS_EDGE_DEFLATE*` settings of this instance's environment applied (see
+/// the [module documentation](self)). The glue applies it to the accept
+/// options of every handler, so the operator can turn compression on or off
+/// and tune it without rebuilding the component.
+pub fn deflate_from_env(base: Option<DeflateConfig>) -> Option<DeflateConfig> {
+    overrides().apply_deflate(base)
+}
+
+/// The settings of this instance's environment, parsed (and reported) once.
+fn overrides() -> &'static Overrides {
     static OVERRIDES: OnceLock<Overrides> = OnceLock::new();
-    OVERRIDES
-        .get_or_init(|| {
-            let vars = std::env::vars_os().filter_map(|(key, value)| {
-                // A key that is not UTF-8 is not one of ours; a value that is
-                // not is reported as malformed by `parse`.
-                let key = key.into_string().ok()?;
-                Some((key, value.to_string_lossy().into_owned()))
-            });
-            let (overrides, problems) = Overrides::parse(vars);
-            for problem in problems {
-                eprintln!("ws-edge-guest: {problem}");
-            }
-            overrides
-        })
-        .apply(base)
+    OVERRIDES.get_or_init(|| {
+        let vars = std::env::vars_os().filter_map(|(key, value)| {
+            // A key that is not UTF-8 is not one of ours; a value that is
+            // not is reported as malformed by `parse`.
+            let key = key.into_string().ok()?;
+            Some((key, value.to_string_lossy().into_owned()))
+        });
+        let (overrides, problems) = Overrides::parse(vars);
+        for problem in problems {
+            eprintln!("ws-edge-guest: {problem}");
+        }
+        overrides
+    })
 }
 
 /// The settings found in an environment; `None` keeps the base value.
@@ -84,6 +112,11 @@ pub(crate) struct Overrides {
     keepalive_grace_ms: Option<Option<u64>>,
     close_timeout_ms: Option<u64>,
     auto_pong: Option<bool>,
+    deflate: Option<bool>,
+    deflate_threshold: Option<usize>,
+    deflate_level: Option<u32>,
+    deflate_no_context_takeover: Option<bool>,
+    deflate_window_bits: Option<u8>,
 }
 
 impl Overrides {
@@ -120,13 +153,26 @@ impl Overrides {
                     number(value).map(|n: u64| (n != 0).then_some(n)),
                 ),
                 "WS_EDGE_CLOSE_TIMEOUT_MS" => set(&mut o.close_timeout_ms, number(value)),
-                "WS_EDGE_AUTO_PONG" => set(
-                    &mut o.auto_pong,
+                "WS_EDGE_AUTO_PONG" => set(&mut o.auto_pong, boolean(value)),
+                "WS_EDGE_DEFLATE" => set(
+                    &mut o.deflate,
                     match value {
-                        "true" => Some(true),
-                        "false" => Some(false),
+                        "on" => Some(true),
+                        "off" => Some(false),
                         _ => None,
                     },
+                ),
+                "WS_EDGE_DEFLATE_THRESHOLD" => set(&mut o.deflate_threshold, number(value)),
+                "WS_EDGE_DEFLATE_LEVEL" => set(
+                    &mut o.deflate_level,
+                    number(value).filter(|&n: &u32| n <= 9),
+                ),
+                "WS_EDGE_DEFLATE_NO_CONTEXT_TAKEOVER" => {
+                    set(&mut o.deflate_no_context_takeover, boolean(value))
+                }
+                "WS_EDGE_DEFLATE_WINDOW_BITS" => set(
+                    &mut o.deflate_window_bits,
+                    number(value).filter(|n: &u8| (9..=15).contains(n)),
                 ),
                 _ => {
                     problems.push(format!("ignoring unknown setting {key}"));
@@ -134,10 +180,14 @@ impl Overrides {
                 }
             };
             if !ok {
-                let expected = if key == "WS_EDGE_AUTO_PONG" {
-                    "`true` or `false`"
-                } else {
-                    "a decimal integer"
+                let expected = match key {
+                    "WS_EDGE_AUTO_PONG" | "WS_EDGE_DEFLATE_NO_CONTEXT_TAKEOVER" => {
+                        "`true` or `false`"
+                    }
+                    "WS_EDGE_DEFLATE" => "`on` or `off`",
+                    "WS_EDGE_DEFLATE_LEVEL" => "a decimal integer 0-9",
+                    "WS_EDGE_DEFLATE_WINDOW_BITS" => "a decimal integer 9-15",
+                    _ => "a decimal integer",
                 };
                 problems.push(format!("ignoring {key}={value:?}: expected {expected}"));
             }
@@ -160,6 +210,39 @@ impl Overrides {
             close_timeout_ms: o.close_timeout_ms.unwrap_or(base.close_timeout_ms),
             auto_pong: o.auto_pong.unwrap_or(base.auto_pong),
         }
+    }
+
+    /// The deflate policy `base` with these settings applied.
+    pub(crate) fn apply_deflate(&self, base: Option<DeflateConfig>) -> Option<DeflateConfig> {
+        let mut d = match self.deflate {
+            Some(false) => return None,
+            Some(true) => base.unwrap_or_default(),
+            None => base?,
+        };
+        if let Some(t) = self.deflate_threshold {
+            d.threshold = t;
+        }
+        if let Some(l) = self.deflate_level {
+            d.level = l;
+        }
+        if let Some(off) = self.deflate_no_context_takeover {
+            d.server_no_context_takeover = off;
+            d.client_no_context_takeover = off;
+        }
+        if let Some(bits) = self.deflate_window_bits {
+            d.server_max_window_bits = bits;
+            d.client_max_window_bits = bits;
+        }
+        Some(d)
+    }
+}
+
+/// `true` or `false`.
+fn boolean(value: &str) -> Option<bool> {
+    match value {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
     }
 }
 
@@ -308,6 +391,57 @@ mod tests {
         let (config, problems) = parse(&[("WS_EDGE_HIGH_WATER_MARK", &too_big)]);
         assert_eq!(config.high_water_mark, Config::default().high_water_mark);
         assert_eq!(problems.len(), 1);
+    }
+
+    #[test]
+    fn deflate_settings() {
+        let parse = |vars: &[(&str, &str)]| Overrides::parse(vars.iter().copied());
+        // Nothing set: the handler's choice stands.
+        let (o, _) = parse(&[]);
+        assert_eq!(o.apply_deflate(None), None);
+        assert_eq!(
+            o.apply_deflate(Some(DeflateConfig::low_memory())),
+            Some(DeflateConfig::low_memory())
+        );
+        // Tuning alone does not turn it on.
+        let (o, problems) = parse(&[("WS_EDGE_DEFLATE_LEVEL", "6")]);
+        assert!(problems.is_empty());
+        assert_eq!(o.apply_deflate(None), None);
+        assert_eq!(
+            o.apply_deflate(Some(DeflateConfig::default()))
+                .map(|d| d.level),
+            Some(6)
+        );
+        let (o, problems) = parse(&[
+            ("WS_EDGE_DEFLATE", "on"),
+            ("WS_EDGE_DEFLATE_THRESHOLD", "0"),
+            ("WS_EDGE_DEFLATE_NO_CONTEXT_TAKEOVER", "true"),
+            ("WS_EDGE_DEFLATE_WINDOW_BITS", "10"),
+        ]);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            o.apply_deflate(None),
+            Some(DeflateConfig {
+                threshold: 0,
+                server_no_context_takeover: true,
+                client_no_context_takeover: true,
+                server_max_window_bits: 10,
+                client_max_window_bits: 10,
+                ..DeflateConfig::default()
+            })
+        );
+        let (o, _) = parse(&[("WS_EDGE_DEFLATE", "off")]);
+        assert_eq!(o.apply_deflate(Some(DeflateConfig::default())), None);
+        let bad = [
+            ("WS_EDGE_DEFLATE", "yes"),
+            ("WS_EDGE_DEFLATE_LEVEL", "10"),
+            ("WS_EDGE_DEFLATE_WINDOW_BITS", "8"),
+            ("WS_EDGE_DEFLATE_NO_CONTEXT_TAKEOVER", "1"),
+        ];
+        let (o, problems) = parse(&bad);
+        assert_eq!(o, Overrides::default());
+        assert_eq!(problems.len(), bad.len(), "{problems:?}");
+        assert!(problems[2].contains("9-15"), "{}", problems[2]);
     }
 
     #[test]

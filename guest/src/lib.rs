@@ -48,6 +48,7 @@
 use std::cell::RefCell;
 
 pub use ws_edge;
+pub use ws_edge::deflate::DeflateConfig;
 pub use ws_edge::handshake::{
     AcceptError, AcceptOptions, HandshakeConfig, RejectOptions, Request, Response, SetCookie,
 };
@@ -65,7 +66,7 @@ pub mod compose;
 pub mod config;
 pub mod pubsub;
 
-pub use config::config_from_env;
+pub use config::{config_from_env, deflate_from_env};
 
 /// The generated bindings (not for handler authors).
 ///
@@ -108,7 +109,9 @@ pub enum Message<'a> {
 pub enum Decision<S> {
     /// Accept with these options; `state` becomes the connection's handler.
     Accept {
-        /// Subprotocol, required origin, cookies and extra headers.
+        /// Subprotocol, required origin, cookies, extra headers and the
+        /// permessage-deflate policy (off unless set, or turned on by the
+        /// operator with `WS_EDGE_DEFLATE=on`; see [`config`]).
         options: AcceptOptions,
         /// The per-connection handler state.
         state: S,
@@ -318,12 +321,23 @@ fn decide<H: Handler>(result: Result<Request, hs::Rejection>, now: u64) -> wit::
         }
     };
     match H::on_request(&request) {
-        Decision::Accept { options, state } => match request.accept(&options) {
+        Decision::Accept { mut options, state } => match request.accept({
+            options.deflate = deflate_from_env(options.deflate.take());
+            &options
+        }) {
             Ok(accepted) => {
                 let config = H::connection_config(&request);
+                let conn = match accepted.deflate {
+                    Some(params) => proto::Connection::with_extension(
+                        config,
+                        Box::new(ws_edge::deflate::PerMessageDeflate::new(params)),
+                        now,
+                    ),
+                    None => proto::Connection::new(config, now),
+                };
                 let conn = GuestConnection {
                     inner: RefCell::new(Inner {
-                        conn: proto::Connection::new(config, now),
+                        conn,
                         handler: state,
                     }),
                 };

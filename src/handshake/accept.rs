@@ -10,6 +10,7 @@ use super::http::Header;
 use super::reject::{RejectError, RejectOptions, build_rejection};
 use super::request::{Request, Resolution};
 use super::response::{HeaderError, Response, check_extra_header};
+use crate::deflate::{DeflateConfig, DeflateParams, negotiate};
 
 /// The GUID RFC 6455 §1.3 appends to the key.
 const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -63,6 +64,11 @@ pub struct AcceptOptions {
     /// `Sec-WebSocket-Protocol`, `Sec-WebSocket-Extensions`) as well as
     /// `Content-Length` / `Transfer-Encoding` are reserved.
     pub headers: Vec<Header>,
+    /// permessage-deflate (RFC 7692): `None` (the default) declines every
+    /// offer; `Some(policy)` accepts the first acceptable offer under it
+    /// (see [`crate::deflate`]). A client that offers none is served
+    /// uncompressed either way.
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl AcceptOptions {
@@ -89,6 +95,13 @@ impl AcceptOptions {
         self
     }
 
+    /// Turns permessage-deflate on with `config` (see the field
+    /// `deflate`).
+    pub fn deflate(mut self, config: DeflateConfig) -> Self {
+        self.deflate = Some(config);
+        self
+    }
+
     /// Adds an extra header.
     pub fn header(
         mut self,
@@ -108,6 +121,11 @@ pub struct Accepted {
     /// The selected subprotocol in the client's spelling, as sent in
     /// `Sec-WebSocket-Protocol`.
     pub protocol: Option<String>,
+    /// The negotiated permessage-deflate parameters, answered in
+    /// `Sec-WebSocket-Extensions`; `None` when off or not offered. Create
+    /// the connection with
+    /// [`PerMessageDeflate`](crate::deflate::PerMessageDeflate) from it.
+    pub deflate: Option<DeflateParams>,
 }
 
 /// Why [`Request::accept`] refused. Nothing was answered and, except for
@@ -149,9 +167,10 @@ impl Request {
     /// Accepts the request: validates `options`, then builds the
     /// `101 Switching Protocols` response with `Upgrade: websocket`,
     /// `Connection: Upgrade`, `Sec-WebSocket-Accept`, the selected
-    /// `Sec-WebSocket-Protocol`, the `Set-Cookie` lines and the extra
-    /// headers, in that order. `Sec-WebSocket-Extensions` is never sent (no
-    /// extension is negotiated yet).
+    /// `Sec-WebSocket-Protocol`, the negotiated `Sec-WebSocket-Extensions`
+    /// (permessage-deflate, when the options' `deflate` is set and the
+    /// client offered it), the `Set-Cookie` lines and the extra headers, in
+    /// that order.
     ///
     /// Every check runs before the request is marked resolved: on error
     /// nothing was answered and the request can still be accepted with other
@@ -208,7 +227,12 @@ impl Request {
             check_extra_header(h, &RESERVED_ON_ACCEPT)?;
         }
 
-        let mut headers = Vec::with_capacity(4 + set_cookies.len() + options.headers.len());
+        let deflate = options
+            .deflate
+            .as_ref()
+            .and_then(|config| negotiate(self.requested_extensions(), config));
+
+        let mut headers = Vec::with_capacity(5 + set_cookies.len() + options.headers.len());
         headers.push(Header::new("Upgrade", "websocket"));
         headers.push(Header::new("Connection", "Upgrade"));
         headers.push(Header::new("Sec-WebSocket-Accept", accept_key(self.key())));
@@ -216,6 +240,9 @@ impl Request {
             protocol.map(|span| String::from_utf8_lossy(span.get(&self.buf)).into_owned());
         if let Some(p) = &protocol_text {
             headers.push(Header::new("Sec-WebSocket-Protocol", p.clone()));
+        }
+        if let Some(d) = &deflate {
+            headers.push(Header::new("Sec-WebSocket-Extensions", d.response_value()));
         }
         for c in set_cookies {
             headers.push(Header::new("Set-Cookie", c));
@@ -231,6 +258,7 @@ impl Request {
                 body: Vec::new(),
             },
             protocol: protocol_text,
+            deflate,
         })
     }
 

@@ -1,5 +1,6 @@
-//! `Sec-WebSocket-Extensions` offers (RFC 6455 §9.1). None is negotiated
-//! yet: the 101 response never carries `Sec-WebSocket-Extensions`.
+//! `Sec-WebSocket-Extensions` offers (RFC 6455 §9.1). The one ws-edge
+//! negotiates is permessage-deflate ([`crate::deflate`]), when the handler
+//! asks for it.
 //!
 //! The grammar, with the list and parameter rules of RFC 9110 §5.6:
 //!
@@ -99,6 +100,22 @@ impl<'a> ExtensionOffers<'a> {
             lines,
             current: SplitQuoted::empty(),
         }
+    }
+
+    /// The offers of one `Sec-WebSocket-Extensions` value, or `None` if it
+    /// does not follow the RFC 6455 §9.1 grammar.
+    ///
+    /// ```
+    /// use ws_edge::handshake::ExtensionOffers;
+    /// let offers: Vec<_> = ExtensionOffers::parse(b"permessage-deflate; client_max_window_bits, foo")
+    ///     .unwrap()
+    ///     .map(|o| o.name())
+    ///     .collect();
+    /// assert_eq!(offers, ["permessage-deflate", "foo"]);
+    /// assert!(ExtensionOffers::parse(b"foo bar").is_none());
+    /// ```
+    pub fn parse(value: &'a [u8]) -> Option<Self> {
+        validate_line(value).then(|| ExtensionOffers::new(Lines::One(Some(value))))
     }
 }
 

@@ -60,34 +60,42 @@ impl Default for Config {
     }
 }
 
-/// A negotiated extension that uses RSV bits, for example permessage-deflate
-/// (RFC 7692). ws-edge implements none; this is the hook for adding one.
+/// A negotiated extension that uses RSV bits, such as permessage-deflate
+/// (RFC 7692, [`crate::deflate::PerMessageDeflate`]).
 ///
 /// Model (the one RFC 7692 uses): an extension marks a *message* by setting
 /// its RSV bits on the first frame; continuation and control frames never
-/// carry RSV bits. Received messages are assembled, then decoded by
-/// [`Extension::decode_message`]; outgoing messages may be transformed by
-/// [`Extension::encode_message`] before framing. Without an extension any
-/// RSV bit is a protocol error (1002).
+/// carry RSV bits (1002 otherwise). A received marked message is decoded as
+/// its payload arrives, piece by piece, by [`Extension::decode`]; outgoing
+/// messages may be transformed by [`Extension::encode_message`] before
+/// framing. Without an extension any RSV bit is a protocol error (1002).
 ///
-/// For a decoded text message, UTF-8 is validated on the decoded bytes once
-/// the message is complete (not fail-fast per fragment), because compressed
-/// bytes say nothing about the text.
+/// The decoded bytes are what the message limit ([`Config::max_message`])
+/// counts, as they are produced, and what the UTF-8 check of a text message
+/// reads (fail-fast, as for plain messages).
 pub trait Extension: Send {
     /// The RSV bits (a subset of [`RSV1`](super::RSV1) | [`RSV2`](super::RSV2)
     /// | [`RSV3`](super::RSV3)) this extension may set on the first frame of
     /// a data message.
     fn rsv_bits(&self) -> u8;
 
-    /// Decodes a received message whose first frame carried `rsv` (non-zero,
-    /// within [`Extension::rsv_bits`]), appending the result to `out`.
-    /// The result must not exceed `max_len` bytes
-    /// ([`ProtocolError::MessageTooLarge`] otherwise).
-    fn decode_message(
+    /// Decodes the next piece of a received message whose first frame
+    /// carried `rsv` (non-zero, within [`Extension::rsv_bits`]), appending
+    /// the decoded bytes to `out`.
+    ///
+    /// `input` is unmasked payload, in order, in pieces of any size; after
+    /// the final frame's last byte the connection calls once more with
+    /// `last` set (and `input` possibly empty). `out` already holds what was
+    /// decoded of this message so far. Once `out` would exceed `max_len`
+    /// bytes, return [`ProtocolError::MessageTooLarge`] without decoding the
+    /// rest; return another error (such as
+    /// [`ProtocolError::InvalidCompressedData`]) for undecodable input.
+    fn decode(
         &mut self,
         opcode: OpCode,
         rsv: u8,
-        payload: &[u8],
+        input: &[u8],
+        last: bool,
         max_len: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), ProtocolError>;

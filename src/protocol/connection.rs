@@ -111,8 +111,13 @@ struct Decoder {
     hdr_len: usize,
     frame: Option<Frame>,
     msg: Option<Message>,
+    /// The message being assembled (decoded bytes for an extension's
+    /// message).
     buf: Vec<u8>,
+    /// Unmasked input of an extension's message, before decoding.
     ext_buf: Vec<u8>,
+    /// Payload bytes the current message occupied on the wire so far.
+    wire: u64,
     utf8: Utf8Validator,
     ctrl: [u8; 125],
     ctrl_len: usize,
@@ -182,6 +187,7 @@ impl Connection {
                 msg: None,
                 buf: Vec::new(),
                 ext_buf: Vec::new(),
+                wire: 0,
                 utf8: Utf8Validator::new(),
                 ctrl: [0; 125],
                 ctrl_len: 0,
@@ -497,8 +503,10 @@ impl Connection {
                     });
                     dec.utf8.reset();
                     dec.buf.clear();
+                    dec.wire = 0;
                 }
                 if !h.opcode.is_control() {
+                    dec.wire += h.len;
                     // Room for the payload bytes at hand, or for what the
                     // buffer keeps between messages anyway: it grows with
                     // what arrives, so a header that announces 16 MiB costs
@@ -524,6 +532,24 @@ impl Connection {
                 dst.copy_from_slice(chunk);
                 apply_mask(dst, fr.mask, fr.done as usize);
                 dec.ctrl_len += take;
+            } else if let Some(Message { opcode, rsv }) = dec.msg
+                && rsv != 0
+            {
+                // A message of the extension: decoded as it arrives, so the
+                // limit counts decoded bytes as they are produced.
+                let Some(ext) = self.out.ext.as_mut() else {
+                    return self.out.fail(ProtocolError::ReservedBits, f);
+                };
+                dec.ext_buf.clear();
+                mask_extend(&mut dec.ext_buf, chunk, fr.mask, fr.done as usize);
+                let start = dec.buf.len();
+                let max = usize::try_from(self.out.config.max_message).unwrap_or(usize::MAX);
+                if let Err(e) = ext.decode(opcode, rsv, &dec.ext_buf, false, max, &mut dec.buf) {
+                    return self.out.fail(e, f);
+                }
+                if opcode == OpCode::Text && dec.utf8.feed(&dec.buf[start..]).is_err() {
+                    return self.out.fail(ProtocolError::InvalidUtf8, f);
+                }
             } else {
                 let start = dec.buf.len();
                 if start + take > dec.buf.capacity() {
@@ -603,33 +629,27 @@ impl Connection {
         let Some(msg) = dec.msg.take() else {
             return;
         };
-        let payload: &[u8] = if msg.rsv != 0 {
+        if msg.rsv != 0 {
             let Some(ext) = out.ext.as_mut() else {
                 return out.fail(ProtocolError::ReservedBits, f);
             };
-            dec.ext_buf.clear();
+            let start = dec.buf.len();
             let max = usize::try_from(out.config.max_message).unwrap_or(usize::MAX);
-            if let Err(e) = ext.decode_message(msg.opcode, msg.rsv, &dec.buf, max, &mut dec.ext_buf)
-            {
+            if let Err(e) = ext.decode(msg.opcode, msg.rsv, &[], true, max, &mut dec.buf) {
                 return out.fail(e, f);
             }
-            if dec.ext_buf.len() > max {
-                return out.fail(ProtocolError::MessageTooLarge, f);
-            }
-            if msg.opcode == OpCode::Text && simdutf8::basic::from_utf8(&dec.ext_buf).is_err() {
+            if msg.opcode == OpCode::Text && dec.utf8.feed(&dec.buf[start..]).is_err() {
                 return out.fail(ProtocolError::InvalidUtf8, f);
             }
-            &dec.ext_buf
-        } else {
-            if msg.opcode == OpCode::Text && dec.utf8.finish().is_err() {
-                return out.fail(ProtocolError::InvalidUtf8, f);
-            }
-            &dec.buf
-        };
+        }
+        if msg.opcode == OpCode::Text && dec.utf8.finish().is_err() {
+            return out.fail(ProtocolError::InvalidUtf8, f);
+        }
+        let payload = &dec.buf[..];
         let event = if msg.opcode == OpCode::Text {
-            // SAFETY: every byte of a plain text message went through
-            // `dec.utf8.feed` and `finish` succeeded; a decoded one was just
-            // validated above.
+            // SAFETY: every byte of the message (decoded, for an
+            // extension's) went through `dec.utf8.feed` and `finish`
+            // succeeded.
             Event::Text(unsafe { core::str::from_utf8_unchecked(payload) })
         } else {
             Event::Binary(payload)
@@ -677,22 +697,29 @@ impl Decoder {
                 }
             }
             OpCode::Continuation | OpCode::Text | OpCode::Binary => {
-                let so_far = if h.opcode == OpCode::Continuation {
-                    if self.msg.is_none() {
+                let (so_far, rsv) = if h.opcode == OpCode::Continuation {
+                    let Some(msg) = self.msg else {
                         return Err(ProtocolError::UnexpectedContinuation);
-                    }
-                    self.buf.len() as u64
+                    };
+                    (self.wire, msg.rsv)
                 } else {
                     if self.msg.is_some() {
                         return Err(ProtocolError::ExpectedContinuation);
                     }
-                    0
+                    (0, h.rsv)
+                };
+                // An extension's message is limited by its decoded size as
+                // it is decoded; its wire size only by the allowance.
+                let limit = if rsv != 0 {
+                    encoded_limit(cfg.max_message)
+                } else {
+                    cfg.max_message
                 };
                 if h.payload_len > cfg.max_frame_payload || usize::try_from(h.payload_len).is_err()
                 {
                     return Err(ProtocolError::FrameTooLarge);
                 }
-                if so_far.saturating_add(h.payload_len) > cfg.max_message {
+                if so_far.saturating_add(h.payload_len) > limit {
                     return Err(ProtocolError::MessageTooLarge);
                 }
             }
@@ -717,6 +744,18 @@ impl Decoder {
             self.ext_buf.shrink_to(RETAIN_CAPACITY);
         }
     }
+}
+
+/// The most payload bytes an extension's message may occupy on the wire for
+/// a message limit of `max_message` decoded bytes: the limit plus 1/64 and
+/// 1 KiB, room for deflate's stored-block overhead on incompressible data
+/// (5 bytes per 64 KiB), so a message that inflates to at most the limit is
+/// never refused for its compressed size, while a stream of empty blocks
+/// cannot go on forever.
+pub(crate) const fn encoded_limit(max_message: u64) -> u64 {
+    max_message
+        .saturating_add(max_message / 64)
+        .saturating_add(1024)
 }
 
 /// Splits a received close payload into code and reason (RFC 6455 §5.5.1,

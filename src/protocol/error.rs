@@ -69,10 +69,14 @@ pub enum ProtocolError {
     /// A close frame whose reason is not UTF-8 (§5.5.1). 1007.
     #[error("close reason is not valid UTF-8")]
     InvalidCloseReason,
-    /// A negotiated extension could not decode a message (for example a
-    /// corrupt compressed stream). 1002.
+    /// A negotiated extension could not decode a message for a reason of
+    /// its own. 1002.
     #[error("extension failed to decode a message")]
     ExtensionFailed,
+    /// A compressed message could not be decompressed (RFC 7692 §7.2.2):
+    /// 1007.
+    #[error("compressed message data is invalid")]
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
@@ -83,9 +87,9 @@ impl ProtocolError {
             ProtocolError::FrameTooLarge | ProtocolError::MessageTooLarge => {
                 CloseCode::MESSAGE_TOO_BIG
             }
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
-                CloseCode::INVALID_PAYLOAD
-            }
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             _ => CloseCode::PROTOCOL_ERROR,
         }
     }
@@ -108,6 +112,7 @@ impl ProtocolError {
             ProtocolError::InvalidCloseCode => "invalid close code",
             ProtocolError::InvalidCloseReason => "invalid UTF-8 in close reason",
             ProtocolError::ExtensionFailed => "extension error",
+            ProtocolError::InvalidCompressedData => "invalid compressed data",
         }
     }
 }

@@ -10,10 +10,15 @@
 //! On accept it selects the subprotocol, sets a `chat_user` cookie and an
 //! `X-Chat-User` header, and answers each text message with
 //! `<user>: <text>`. Every rejection carries an `X-WebSocket-Reject-Reason`.
+//!
+//! It accepts permessage-deflate with context takeover and a threshold of
+//! 128 bytes: chat lines are short and alike, so even short ones shrink once
+//! the compressor has seen a few.
 
 use ws_edge_guest::ws_edge::handshake::SameSite;
 use ws_edge_guest::{
-    AcceptOptions, Decision, Handler, Message, Outbox, RejectOptions, Request, SetCookie,
+    AcceptOptions, Decision, DeflateConfig, Handler, Message, Outbox, RejectOptions, Request,
+    SetCookie,
 };
 
 /// Origins allowed to connect (browsers send `Origin`; so must other clients).
@@ -79,7 +84,11 @@ impl Handler for Chat {
                     .http_only(true)
                     .same_site(SameSite::Strict),
             )
-            .header("X-Chat-User", user);
+            .header("X-Chat-User", user)
+            .deflate(DeflateConfig {
+                threshold: 128,
+                ..DeflateConfig::default()
+            });
         Decision::accept_with(options, Chat { user })
     }
 

@@ -13,15 +13,24 @@
 //! ```
 //!
 //! (`ws_edge_guest::config` lists the keys.)
+//!
+//! It accepts permessage-deflate (RFC 7692) when the client offers it, with
+//! the library's [`DeflateConfig::default`] policy: context takeover, level
+//! 1, messages under 1 KiB sent plain. `--env WS_EDGE_DEFLATE=off` turns it
+//! off, `--env WS_EDGE_DEFLATE_NO_CONTEXT_TAKEOVER=true` keeps no state
+//! between messages (docs/deflate.md).
 
-use ws_edge_guest::{Config, Decision, Handler, Message, Outbox, Request, config_from_env};
+use ws_edge_guest::{
+    AcceptOptions, Config, Decision, DeflateConfig, Handler, Message, Outbox, Request,
+    config_from_env,
+};
 
 /// Per-connection state: none.
 struct Echo;
 
 impl Handler for Echo {
     fn on_request(_request: &Request) -> Decision<Self> {
-        Decision::accept(Echo)
+        Decision::accept_with(AcceptOptions::new().deflate(DeflateConfig::default()), Echo)
     }
 
     fn on_message(&mut self, message: Message<'_>, out: &mut Outbox<'_>) {

@@ -181,7 +181,8 @@ impl Request {
     }
 
     /// The extensions the client offered (RFC 6455 §9.1 grammar). Empty when
-    /// `parse_extensions` is off. Informational: none is negotiated yet.
+    /// `parse_extensions` is off. [`Request::accept`] negotiates
+    /// permessage-deflate from them when the handler turns it on.
     pub fn requested_extensions(&self) -> ExtensionOffers<'_> {
         if self.parse_extensions {
             ExtensionOffers::new(self.lines("sec-websocket-extensions"))
