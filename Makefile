@@ -67,7 +67,8 @@ compose: wasm32-wasip2
 		-p compose-protocol -p compose-handler
 	scripts/compose.sh $(GUEST_DIR)/compose_protocol.wasm $(GUEST_DIR)/compose_handler.wasm $(COMPOSED)
 
-## Autobahn|Testsuite fuzzingclient against the echo component (summary in
+## Autobahn|Testsuite fuzzingclient against the echo component, cases 1-7,
+## 9, 10 and the permessage-deflate cases 12, 13 (summary in
 ## $(AUTOBAHN_SUMMARY); the committed one is docs/autobahn.md). The echo's
 ## limits are raised through its configuration to 16 MiB for the 9.* cases.
 AUTOBAHN_SUMMARY ?= $(CURDIR)/target/autobahn/summary.md
