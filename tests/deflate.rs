@@ -191,7 +191,7 @@ fn compressed_messages_round_trip_in_every_shape() {
             }
             compress(z, m)
         };
-        let mut client_inflater = PerMessageDeflate::new(params("permessage-deflate", &config));
+        let mut client_inflater = PerMessageDeflate::client(params("permessage-deflate", &config));
         let small = json(100);
         let big = json(60_000);
         let mut x = 0x9e37_79b9_7f4a_7c15u64;

@@ -17,6 +17,13 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// Without context takeover the state is dropped after each message.
 pub struct PerMessageDeflate {
     params: DeflateParams,
+    /// Our compressor's window (8: never compress) and whether it keeps its
+    /// context between messages.
+    send_bits: u8,
+    send_takeover: bool,
+    /// The peer's window and whether our inflater keeps its context.
+    recv_bits: u8,
+    recv_takeover: bool,
     compressor: Option<Compress>,
     inflater: Option<Decompress>,
     /// The peer ended its deflate stream (a block with BFINAL) in the
@@ -26,9 +33,32 @@ pub struct PerMessageDeflate {
 }
 
 impl PerMessageDeflate {
-    /// The codec for a connection with the negotiated `params`.
+    /// The server's codec for a connection with the negotiated `params`.
     pub fn new(params: DeflateParams) -> Self {
         PerMessageDeflate {
+            send_bits: params.server_max_window_bits,
+            send_takeover: !params.server_no_context_takeover,
+            recv_bits: params.client_max_window_bits,
+            recv_takeover: !params.client_no_context_takeover,
+            params,
+            compressor: None,
+            inflater: None,
+            stream_ended: false,
+        }
+    }
+
+    /// The client's codec for the same `params` (for tests, tools and load
+    /// generators playing the client, with [`parse_response`]): it
+    /// compresses under the `client_*` parameters and inflates under the
+    /// `server_*` ones. It does not mask; frame its output as a client does.
+    ///
+    /// [`parse_response`]: super::parse_response
+    pub fn client(params: DeflateParams) -> Self {
+        PerMessageDeflate {
+            send_bits: params.client_max_window_bits,
+            send_takeover: !params.client_no_context_takeover,
+            recv_bits: params.server_max_window_bits,
+            recv_takeover: !params.server_no_context_takeover,
             params,
             compressor: None,
             inflater: None,
@@ -54,7 +84,7 @@ impl PerMessageDeflate {
         max_len: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), ProtocolError> {
-        let bits = self.params.client_max_window_bits.clamp(9, 15);
+        let bits = self.recv_bits.clamp(9, 15);
         let d = self
             .inflater
             .get_or_insert_with(|| Decompress::new_with_window_bits(false, bits));
@@ -65,7 +95,7 @@ impl PerMessageDeflate {
             if !self.stream_ended {
                 inflate_into(d, &TAIL, FlushDecompress::Sync, max_len, out)?;
             }
-            if self.params.client_no_context_takeover {
+            if !self.recv_takeover {
                 self.inflater = None;
             } else if self.stream_ended {
                 d.reset(false);
@@ -102,11 +132,11 @@ impl Extension for PerMessageDeflate {
         let p = &self.params;
         // 8-bit windows cannot be produced (see the module docs): such a
         // connection sends everything uncompressed.
-        if p.server_max_window_bits < 9 || payload.len() < p.threshold {
+        if self.send_bits < 9 || payload.len() < p.threshold {
             return None;
         }
-        let (level, bits) = (p.level.min(9), p.server_max_window_bits.min(15));
-        let takeover = !p.server_no_context_takeover;
+        let (level, bits) = (p.level.min(9), self.send_bits.min(15));
+        let takeover = self.send_takeover;
         let c = self.compressor.get_or_insert_with(|| {
             Compress::new_with_window_bits(Compression::new(level), false, bits)
         });
@@ -224,8 +254,8 @@ mod tests {
 
     fn roundtrip(offer: &str, config: &DeflateConfig, messages: &[Vec<u8>]) {
         let mut server = codec(offer, config);
-        // The peer: a second codec whose client window is the server's.
-        let mut peer = codec(offer, config);
+        // The peer: the client's codec for the same parameters.
+        let mut peer = PerMessageDeflate::client(negotiate(offer, config).expect("accepted"));
         for m in messages {
             let mut wire = Vec::new();
             let rsv = server.encode_message(OpCode::Binary, m, &mut wire);

@@ -61,7 +61,7 @@ mod codec;
 mod negotiate;
 
 pub use codec::PerMessageDeflate;
-pub use negotiate::{IntoOffers, NegotiationError, negotiate, negotiate_offer};
+pub use negotiate::{IntoOffers, NegotiationError, negotiate, negotiate_offer, parse_response};
 
 /// The extension token, `permessage-deflate`.
 pub const EXTENSION_NAME: &str = "permessage-deflate";

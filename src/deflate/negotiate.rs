@@ -92,39 +92,12 @@ pub fn negotiate_offer(
     offer: &ExtensionOffer<'_>,
     config: &DeflateConfig,
 ) -> Result<DeflateParams, NegotiationError> {
-    if !offer.name().eq_ignore_ascii_case(EXTENSION_NAME) {
-        return Err(NegotiationError::OtherExtension);
-    }
-    let mut server_nct = false;
-    let mut client_nct = false;
-    let mut server_bits: Option<u8> = None;
-    // Some(None): offered without a value.
-    let mut client_bits: Option<Option<u8>> = None;
-    for p in offer.params() {
-        let name = p.name;
-        if name.eq_ignore_ascii_case("server_no_context_takeover") {
-            set_flag(&mut server_nct, p.value.is_some())?;
-        } else if name.eq_ignore_ascii_case("client_no_context_takeover") {
-            set_flag(&mut client_nct, p.value.is_some())?;
-        } else if name.eq_ignore_ascii_case("server_max_window_bits") {
-            if server_bits.is_some() {
-                return Err(NegotiationError::DuplicateParameter);
-            }
-            let v = p.value.as_deref().ok_or(NegotiationError::InvalidValue)?;
-            server_bits = Some(window_bits(v)?);
-        } else if name.eq_ignore_ascii_case("client_max_window_bits") {
-            if client_bits.is_some() {
-                return Err(NegotiationError::DuplicateParameter);
-            }
-            client_bits = Some(match p.value.as_deref() {
-                None => None,
-                Some(v) => Some(window_bits(v)?),
-            });
-        } else {
-            return Err(NegotiationError::UnknownParameter);
-        }
-    }
-
+    let Params {
+        server_nct,
+        client_nct,
+        server_bits,
+        client_bits,
+    } = Params::parse(offer)?;
     let ours_server = config.server_max_window_bits.clamp(9, 15);
     let (server_max_window_bits, answer_server_bits) = match server_bits {
         Some(n) => (n.min(ours_server), true),
@@ -153,6 +126,101 @@ pub fn negotiate_offer(
         level: config.level.min(9),
         answer_server_bits,
         answer_client_bits,
+    })
+}
+
+/// The parameters of one `permessage-deflate` element, checked (§7.1).
+struct Params {
+    server_nct: bool,
+    client_nct: bool,
+    server_bits: Option<u8>,
+    /// `Some(None)`: present without a value.
+    client_bits: Option<Option<u8>>,
+}
+
+impl Params {
+    fn parse(offer: &ExtensionOffer<'_>) -> Result<Params, NegotiationError> {
+        if !offer.name().eq_ignore_ascii_case(EXTENSION_NAME) {
+            return Err(NegotiationError::OtherExtension);
+        }
+        let mut p = Params {
+            server_nct: false,
+            client_nct: false,
+            server_bits: None,
+            client_bits: None,
+        };
+        for param in offer.params() {
+            let name = param.name;
+            if name.eq_ignore_ascii_case("server_no_context_takeover") {
+                set_flag(&mut p.server_nct, param.value.is_some())?;
+            } else if name.eq_ignore_ascii_case("client_no_context_takeover") {
+                set_flag(&mut p.client_nct, param.value.is_some())?;
+            } else if name.eq_ignore_ascii_case("server_max_window_bits") {
+                if p.server_bits.is_some() {
+                    return Err(NegotiationError::DuplicateParameter);
+                }
+                let v = param
+                    .value
+                    .as_deref()
+                    .ok_or(NegotiationError::InvalidValue)?;
+                p.server_bits = Some(window_bits(v)?);
+            } else if name.eq_ignore_ascii_case("client_max_window_bits") {
+                if p.client_bits.is_some() {
+                    return Err(NegotiationError::DuplicateParameter);
+                }
+                p.client_bits = Some(match param.value.as_deref() {
+                    None => None,
+                    Some(v) => Some(window_bits(v)?),
+                });
+            } else {
+                return Err(NegotiationError::UnknownParameter);
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// The client's side of the negotiation: reads a server's
+/// `Sec-WebSocket-Extensions` answer (one `permessage-deflate` element) into
+/// the parameters both ends use, for
+/// [`PerMessageDeflate::client`](super::PerMessageDeflate::client). For
+/// tests, tools and load generators that play the client; `threshold` and
+/// `level` are the client's own.
+///
+/// ```
+/// use ws_edge::deflate::parse_response;
+/// let p = parse_response("permessage-deflate; server_max_window_bits=12; client_max_window_bits=12", 0, 1)
+///     .unwrap();
+/// assert_eq!((p.server_max_window_bits, p.client_max_window_bits), (12, 12));
+/// assert!(parse_response("permessage-deflate; client_max_window_bits", 0, 1).is_err());
+/// ```
+pub fn parse_response(
+    value: &str,
+    threshold: usize,
+    level: u32,
+) -> Result<DeflateParams, NegotiationError> {
+    let mut answers = crate::handshake::ExtensionOffers::parse(value.as_bytes())
+        .ok_or(NegotiationError::InvalidValue)?;
+    let answer = answers.next().ok_or(NegotiationError::OtherExtension)?;
+    if answers.next().is_some() {
+        return Err(NegotiationError::DuplicateParameter);
+    }
+    let p = Params::parse(&answer)?;
+    // An answer's client_max_window_bits must carry a value (§7.1.2.2).
+    let client_bits = match p.client_bits {
+        Some(None) => return Err(NegotiationError::InvalidValue),
+        Some(Some(n)) => n,
+        None => 15,
+    };
+    Ok(DeflateParams {
+        server_no_context_takeover: p.server_nct,
+        client_no_context_takeover: p.client_nct,
+        server_max_window_bits: p.server_bits.unwrap_or(15),
+        client_max_window_bits: client_bits,
+        threshold,
+        level: level.min(9),
+        answer_server_bits: p.server_bits.is_some(),
+        answer_client_bits: p.client_bits.is_some(),
     })
 }
 
@@ -369,6 +437,34 @@ mod tests {
             ),
         ] {
             assert_eq!(one(value, &d).err(), Some(err), "{value}");
+        }
+    }
+
+    #[test]
+    fn the_client_reads_our_answer_back() {
+        let cfg = DeflateConfig {
+            server_max_window_bits: 11,
+            client_max_window_bits: 10,
+            ..DeflateConfig::low_memory()
+        };
+        for offer in [
+            "permessage-deflate; client_max_window_bits",
+            "permessage-deflate; server_max_window_bits=9",
+            "permessage-deflate",
+        ] {
+            let ours = one(offer, &cfg).unwrap();
+            let theirs =
+                parse_response(&ours.response_value(), ours.threshold, ours.level).unwrap();
+            assert_eq!(theirs, ours, "{offer}");
+        }
+        for bad in [
+            "permessage-deflate; client_max_window_bits",
+            "permessage-deflate, permessage-deflate",
+            "permessage-deflate; x=1",
+            "foo",
+            "",
+        ] {
+            assert!(parse_response(bad, 0, 1).is_err(), "{bad}");
         }
     }
 
