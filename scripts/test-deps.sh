@@ -4,7 +4,9 @@
 #   - a Python venv at .venv with the `websockets` client,
 #   - headless Chromium (/usr/bin/chromium, Debian package `chromium`),
 #   - nats-server (Debian package `nats-server`; the pub/sub tests start
-#     their own on a free loopback port, never the system service).
+#     their own on a free loopback port, never the system service),
+#   - Node `ws` (the pinned packages of bench/peers/node, `npm ci`) for the
+#     permessage-deflate end-to-end test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,4 +37,9 @@ if ! command -v nats-server >/dev/null && ! [ -x /usr/sbin/nats-server ]; then
     else
         sudo apt-get update -qq && sudo apt-get install -y -qq nats-server
     fi
+fi
+
+if ! [ -d bench/peers/node/node_modules/ws ]; then
+    echo "installing the Node packages of bench/peers/node (ws)"
+    npm ci --prefix bench/peers/node --no-audit --no-fund --loglevel=error
 fi

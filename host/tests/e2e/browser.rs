@@ -1,7 +1,7 @@
 //! Headless Chromium loads the demo page, driven over the DevTools protocol:
 //! it round-trips a message through `new WebSocket(...)`, and two pages in
 //! one room of the chat example talk while a page in another room hears
-//! nothing.
+//! nothing. [`Browser`] also drives the permessage-deflate test.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -23,7 +23,7 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// A headless Chromium and a DevTools connection to it. Pages are
 /// addressed by the session id [`Browser::open`] returns.
-struct Browser {
+pub(crate) struct Browser {
     child: Child,
     profile: PathBuf,
     ws: Client,
@@ -35,7 +35,7 @@ struct Browser {
 impl Browser {
     /// Starts Chromium with a fresh profile and connects to its DevTools
     /// endpoint.
-    async fn launch() -> Browser {
+    pub(crate) async fn launch() -> Browser {
         assert!(
             Path::new(CHROMIUM).exists(),
             "{CHROMIUM} is missing: run `make test` (or `apt-get install -y chromium`) to install it"
@@ -146,7 +146,7 @@ impl Browser {
 
     /// Opens a new page (target) at `url`, waits for it to load and returns
     /// its session id.
-    async fn open(&mut self, url: &str) -> String {
+    pub(crate) async fn open(&mut self, url: &str) -> String {
         let target = self
             .call(None, "Target.createTarget", json!({ "url": "about:blank" }))
             .await;
@@ -173,7 +173,7 @@ impl Browser {
 
     /// Evaluates `expression` in a page, awaiting it if it is a promise, and
     /// returns its value; a thrown exception fails the test.
-    async fn eval(&mut self, session: &str, expression: &str) -> Value {
+    pub(crate) async fn eval(&mut self, session: &str, expression: &str) -> Value {
         let result = self
             .call(
                 Some(session),
@@ -204,7 +204,7 @@ impl Browser {
     }
 
     /// Closes the browser and removes its profile.
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let close = json!({ "id": 0, "method": "Browser.close" });
         let _ = self.ws.send(Message::text(close.to_string())).await;
         let _ = tokio::time::timeout(STEP, self.child.wait()).await;

@@ -324,6 +324,13 @@ pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
 
 /// Reads one unmasked server frame: (fin, opcode, payload).
 pub async fn read_server_frame(stream: &mut TcpStream) -> (bool, u8, Vec<u8>) {
+    let (fin, _rsv, opcode, payload) = read_server_frame_rsv(stream).await;
+    (fin, opcode, payload)
+}
+
+/// Reads one unmasked server frame: (fin, RSV bits (`0x70` mask), opcode,
+/// payload).
+pub async fn read_server_frame_rsv(stream: &mut TcpStream) -> (bool, u8, u8, Vec<u8>) {
     let mut head = [0u8; 2];
     tokio::time::timeout(STEP, stream.read_exact(&mut head))
         .await
@@ -345,7 +352,7 @@ pub async fn read_server_frame(stream: &mut TcpStream) -> (bool, u8, Vec<u8>) {
     };
     let mut payload = vec![0u8; usize::try_from(len).expect("fits")];
     stream.read_exact(&mut payload).await.expect("payload");
-    (head[0] & 0x80 != 0, head[0] & 0x0f, payload)
+    (head[0] & 0x80 != 0, head[0] & 0x70, head[0] & 0x0f, payload)
 }
 
 /// Writes `chunk` to a client that never reads, up to 4 000 times (far more
