@@ -10,10 +10,12 @@
 #               tokio-tungstenite, so a cold smoke run stays within a few minutes;
 #               its broadcast is a 100-subscriber smoke
 #   --only      run only these servers (ws-edge, ws-edge-reuse, tokio-tungstenite, fastwebsockets,
-#               node-ws, node-websocket; broadcast: tokio-tungstenite, node-ws,
+#               node-ws, node-websocket; deflate also ws-edge-level6, node-ws-deflate,
+#               python-websockets; broadcast: tokio-tungstenite, node-ws,
 #               ws-edge-forward, ws-edge-handler, and `ws-edge` selects both of the latter;
 #               crosshost: ws-edge or ws-edge-forward)
-#   --scenarios run only these of handshake,echo64,echo64k,broadcast,crosshost (default: all)
+#   --scenarios run only these of handshake,echo64,echo64k,deflate,broadcast,crosshost
+#               (default: all)
 #   --no-build  do not build the Rust peers / install the Node peers
 #   --out-dir   where bench.md and bench.svg go (default: docs/, or bench/results/ with --quick)
 #
@@ -35,8 +37,13 @@
 #
 # Every server is started as `SERVER --listen 127.0.0.1:0`, pinned to CPU 0, and must
 # print `listening on ws://ADDR`; the load generator runs on CPU 1. The table shows
-# ratios to tokio-tungstenite (the broadcast table also to node-ws). Exit status is
-# non-zero if any server failed a scenario.
+# ratios to tokio-tungstenite (the broadcast table also to node-ws). The
+# permessage-deflate scenarios (`deflate`: deflate-json and deflate-random, 64 KiB
+# echoed with deflate negotiated, bytes on the wire counted) run against the servers
+# that have it (ws-edge, ws-edge-level6, node-ws-deflate, python-websockets; ratios to
+# node-ws-deflate), followed by memory per idle connection with deflate negotiated
+# (BENCH_IDLE_CONNS connections, default 500, quick 100). Exit status is non-zero if
+# any server failed a scenario.
 set -euo pipefail
 
 bench="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,7 +52,7 @@ quick=0
 build=1
 only=""
 out_dir=""
-all_scenarios="handshake,echo64,echo64k,broadcast,crosshost"
+all_scenarios="handshake,echo64,echo64k,deflate,broadcast,crosshost"
 scenarios="$all_scenarios"
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -84,10 +91,16 @@ broadcast=0
 [[ ",$scenarios," == *",broadcast,"* ]] && broadcast=1
 crosshost=0
 [[ ",$scenarios," == *",crosshost,"* ]] && crosshost=1
+deflate=0
+deflate_scenarios=()
+if [[ ",$scenarios," == *",deflate,"* ]]; then
+    deflate=1
+    deflate_scenarios=(deflate-json deflate-random)
+fi
 for scenario in ${scenarios//,/ }; do
     case "$scenario" in
-        handshake | echo64 | echo64k | broadcast | crosshost) ;;
-        *) echo "run.sh: unknown scenario $scenario (handshake, echo64, echo64k, broadcast, crosshost)" >&2; exit 2 ;;
+        handshake | echo64 | echo64k | deflate | broadcast | crosshost) ;;
+        *) echo "run.sh: unknown scenario $scenario (handshake, echo64, echo64k, deflate, broadcast, crosshost)" >&2; exit 2 ;;
     esac
 done
 for run in $crosshost_runs; do
@@ -133,19 +146,26 @@ fi
 ws_edge_bin="${WS_EDGE_BIN:-$repo/target/release/ws-edge}"
 # examples/chat builds as chat.wasm (its library is named `chat`).
 chat_wasm="${CHAT_WASM:-$repo/target/guests/wasm32-wasip2/guest/chat.wasm}"
-names=(ws-edge ws-edge-reuse tokio-tungstenite fastwebsockets node-ws node-websocket)
+names=(ws-edge ws-edge-reuse tokio-tungstenite fastwebsockets node-ws node-websocket
+    ws-edge-level6 node-ws-deflate python-websockets)
+# The servers of the permessage-deflate scenarios (the others do not have it).
+deflate_names=" ws-edge ws-edge-level6 node-ws-deflate python-websockets "
+python="$repo/.venv/bin/python"
 declare -A cmds=(
     [ws-edge]="$ws_edge_bin serve --listen 127.0.0.1:0"
     [ws-edge-reuse]="$ws_edge_bin serve --listen 127.0.0.1:0 --instance-reuse 1000"
+    [ws-edge-level6]="$ws_edge_bin serve --listen 127.0.0.1:0 --env WS_EDGE_DEFLATE_LEVEL=6"
     [tokio-tungstenite]="$bench/target/release/peer-tokio-tungstenite --listen 127.0.0.1:0"
     [fastwebsockets]="$bench/target/release/peer-fastwebsockets --listen 127.0.0.1:0"
     [node-ws]="node $bench/peers/node/ws-echo.js --listen 127.0.0.1:0"
     [node-websocket]="node $bench/peers/node/websocket-echo.js --listen 127.0.0.1:0"
+    [node-ws-deflate]="node $bench/peers/node/ws-deflate-echo.js --listen 127.0.0.1:0"
+    [python-websockets]="$python $bench/peers/python/websockets_echo.py --listen 127.0.0.1:0"
 )
 
 active=()
 skipped=""
-[[ ${#echo_scenarios[@]} -eq 0 ]] && names=()
+[[ ${#echo_scenarios[@]} -eq 0 && $deflate == 0 ]] && names=()
 for name in "${names[@]}"; do
     if [[ -n "$only" && ",$only," != *",$name,"* ]]; then
         continue
@@ -155,7 +175,19 @@ for name in "${names[@]}"; do
         skipped="ws-edge (binary not built)"
         continue
     fi
+    if [[ $name == python-websockets ]] && ! "$python" -c 'import websockets' 2>/dev/null; then
+        echo "== SKIPPING python-websockets: $python with websockets not found (make test-deps)" >&2
+        skipped+="${skipped:+, }python-websockets (no .venv)"
+        continue
+    fi
     active+=("$name")
+done
+plain=()
+deflate_active=()
+for name in "${active[@]}"; do
+    [[ $name == ws-edge-level6 || $name == node-ws-deflate || $name == python-websockets ]] ||
+        plain+=("$name")
+    [[ $deflate == 1 && $deflate_names == *" $name "* ]] && deflate_active+=("$name")
 done
 
 # Broadcast: one publisher, many subscribers of one room (`loadgen broadcast`).
@@ -280,7 +312,8 @@ run_crosshost() {
     return $status
 }
 
-if [[ ${#active[@]} -eq 0 && ${#broadcast_active[@]} -eq 0 && ${#crosshost_active[@]} -eq 0 ]]; then
+if [[ ${#plain[@]} -eq 0 && ${#deflate_active[@]} -eq 0 && ${#broadcast_active[@]} -eq 0 &&
+    ${#crosshost_active[@]} -eq 0 ]]; then
     echo "run.sh: no server to run" >&2
     exit 2
 fi
@@ -293,17 +326,25 @@ start=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # Scenario by scenario, servers interleaved (and rotated each round), so every
 # server of a scenario is measured under the same background conditions.
+run_one() { # NAME SCENARIO
+    local name=$1 scenario=$2
+    # shellcheck disable=SC2086 # the command is split on purpose
+    if ! "${client[@]}" "$loadgen" run --name "$name" --scenario "$scenario" \
+        --duration "$duration" --warmup "$warmup" --conns "$conns" \
+        --server-cpu "$server_cpu" --out "$results" \
+        --server-log "$bench/results/$name" -- ${cmds[$name]}; then
+        [[ " ${failed[*]} " == *" $name "* ]] || failed+=("$name")
+    fi
+}
 for ((round = 0; round < rounds; round++)); do
-    for scenario in "${echo_scenarios[@]}"; do
-        for ((i = 0; i < ${#active[@]}; i++)); do
-            name="${active[$(((i + round) % ${#active[@]}))]}"
-            # shellcheck disable=SC2086 # the command is split on purpose
-            if ! "${client[@]}" "$loadgen" run --name "$name" --scenario "$scenario" \
-                --duration "$duration" --warmup "$warmup" --conns "$conns" \
-                --server-cpu "$server_cpu" --out "$results" \
-                --server-log "$bench/results/$name" -- ${cmds[$name]}; then
-                [[ " ${failed[*]} " == *" $name "* ]] || failed+=("$name")
-            fi
+    for scenario in "${echo_scenarios[@]}" "${deflate_scenarios[@]}"; do
+        if [[ $scenario == deflate-* ]]; then
+            servers=("${deflate_active[@]}")
+        else
+            servers=("${plain[@]}")
+        fi
+        for ((i = 0; i < ${#servers[@]}; i++)); do
+            run_one "${servers[$(((i + round) % ${#servers[@]}))]}" "$scenario"
         done
     done
     for run in $broadcast_runs; do
@@ -326,6 +367,35 @@ for ((round = 0; round < rounds; round++)); do
         fi
     done
 done
+# Memory per idle connection with deflate negotiated, on the deflate servers.
+idle_conns="${BENCH_IDLE_CONNS:-$([[ $quick == 1 ]] && echo 100 || echo 500)}"
+idle_lines=""
+idle_one() { # LABEL NAME [SERVE ARGS...]
+    local label=$1 name=$2 line
+    shift 2
+    # shellcheck disable=SC2086 # the command is split on purpose
+    if line=$("${client[@]}" "$loadgen" idle --deflate --conns "$idle_conns" \
+        --server-cpu "$server_cpu" -- ${cmds[$name]} "$@" 2>&1 | tail -n 1); then
+        idle_lines+="  - $label: ${line#*: }"$'\n'
+    else
+        idle_lines+="  - $label: failed ($line)"$'\n'
+        [[ " ${failed[*]} " == *" $name "* ]] || failed+=("$name")
+    fi
+}
+for name in "${deflate_active[@]}"; do
+    if [[ $name == ws-edge-level6 ]]; then
+        continue
+    elif [[ $name == ws-edge ]]; then
+        idle_one "ws-edge, context takeover (the echo's default)" ws-edge
+        idle_one "ws-edge, no context takeover" ws-edge --env WS_EDGE_DEFLATE_NO_CONTEXT_TAKEOVER=true
+        idle_one "ws-edge, no context takeover and 12-bit windows (DeflateConfig::low_memory())" ws-edge \
+            --env WS_EDGE_DEFLATE_NO_CONTEXT_TAKEOVER=true --env WS_EDGE_DEFLATE_WINDOW_BITS=12
+        idle_one "ws-edge, deflate off (the same message sent plain; the baseline)" ws-edge \
+            --env WS_EDGE_DEFLATE=off
+    else
+        idle_one "$name" "$name"
+    fi
+done
 elapsed=$(($(date +%s) - start))
 
 if [[ ! -s "$results" ]]; then
@@ -346,6 +416,13 @@ command="bench/run.sh"
 [[ $quick == 1 ]] && command+=" --quick"
 [[ -n $only ]] && command+=" --only $only"
 [[ $scenarios != "$all_scenarios" ]] && command+=" --scenarios $scenarios"
+deflate_note=""
+if [[ ${#deflate_active[@]} -gt 0 ]]; then
+    deflate_note="
+- permessage-deflate scenarios (client: the load generator's own, \`bench/loadgen/src/deflate.rs\` on the ws-edge core's codec in the client's role; it offers what Chromium offers, \`permessage-deflate; client_max_window_bits\`, and compresses every message at level 1 with context takeover): \`deflate-json\` echoes 64 KiB of JSON-like **text**, \`deflate-random\` 64 KiB of random **binary**, one outstanding per connection; *wire B/msg* is what one echo took on the wire each way (frame headers included). Servers: ws-edge (the echo's \`DeflateConfig::default()\`: context takeover, level 2, 1 KiB threshold, 15-bit windows), ws-edge-level6 (the same at zlib's default level 6, \`--env WS_EDGE_DEFLATE_LEVEL=6\`, the level Node uses), node-ws-deflate (ws $(node_version ws) with \`perMessageDeflate: true\`: zlib in C, its default level, 1 KiB threshold, context takeover) and python-websockets (websockets $("$python" -c 'import websockets; print(websockets.__version__)' 2>/dev/null || echo '?'), library defaults: 12-bit windows, memLevel 5); ratios relative to node-ws-deflate.
+- Memory per idle connection with permessage-deflate negotiated (\`loadgen idle --deflate\`: ${idle_conns} connections, each echoes one 64 KiB JSON message, then idles; server RSS growth per connection; *deflate off* is the same client against a server that declines):
+${idle_lines%$'\n'}"
+fi
 broadcast_note=""
 if [[ ${#broadcast_active[@]} -gt 0 ]]; then
     broadcast_note="
@@ -365,9 +442,9 @@ notes="## Setup
 - Servers: ws-edge (\`ws-edge serve\`, bundled echo component, release build of the repo: one fresh instance per connection, the default) and ws-edge-reuse (the same with \`--instance-reuse 1000\`: an instance serves up to 1 000 connections one after another); tokio-tungstenite $(lock_version tokio-tungstenite) and fastwebsockets $(lock_version fastwebsockets) (hyper $(lock_version hyper) upgrade) echo servers on the default multi-threaded tokio runtime (one worker when pinned); Node $(node --version) with ws $(node_version ws) (permessage-deflate off) and websocket (WebSocket-Node) $(node_version websocket) (library defaults). Sources: \`bench/peers/\`.
 - Rates are bounded by the load generator (one core) or, on a busy machine, by other work sharing the cores (see *client CPU %* and *server CPU %*, both in % of one core over the window), so compare servers by **CPU µs/op**. CPU/op rises when a server is far from saturated (fewer messages per wake-up), so it is comparable only between servers driven by the same client under the same conditions, as in one run here.
 - Load average when the run started: ${load_before} (1/5/15 min; other work on the machine shares the cores and adds noise, the min-max column shows it).
-- Servers run: ${active[*]:-none}${broadcast_active[*]:+; broadcast: ${broadcast_active[*]}}${crosshost_active[*]:+; crosshost: ${crosshost_active[*]}}.${skipped:+ Skipped: $skipped.}${failed:+ Failed: ${failed[*]}.}${broadcast_note}"
+- Servers run: ${active[*]:-none}${broadcast_active[*]:+; broadcast: ${broadcast_active[*]}}${crosshost_active[*]:+; crosshost: ${crosshost_active[*]}}.${skipped:+ Skipped: $skipped.}${failed:+ Failed: ${failed[*]}.}${deflate_note}${broadcast_note}"
 
-"${client[@]}" "$loadgen" report --results "$results" --baseline tokio-tungstenite \
+"${client[@]}" "$loadgen" report --results "$results" --baseline tokio-tungstenite,node-ws-deflate \
     --md "$out_dir/bench.md" --svg "$out_dir/bench.svg" \
     --command "$command" --machine "$machine" --notes "$notes"
 echo "results: $results (${elapsed} s)" >&2

@@ -15,6 +15,9 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
 
+use ws_edge::protocol::OpCode;
+
+use crate::deflate::{DeflateClient, json_text};
 use crate::server::{self, Server};
 
 type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
@@ -29,16 +32,20 @@ const BUDGET: Duration = Duration::from_secs(18);
 /// Arguments of `loadgen idle`.
 pub struct IdleArgs {
     conns: usize,
+    /// Negotiate permessage-deflate and echo one 64 KiB JSON message on
+    /// each connection before it goes idle (so compression state exists).
+    deflate: bool,
     server_cpu: Option<String>,
     cmd: Vec<String>,
     url: Option<String>,
     pid: Option<u32>,
 }
 
-/// Parses `--conns N [--server-cpu CPUS] (-- CMD... | --url ws://ADDR --pid PID)`.
+/// Parses `--conns N [--deflate] [--server-cpu CPUS] (-- CMD... | --url ws://ADDR --pid PID)`.
 pub fn parse(args: &[String]) -> Result<IdleArgs> {
     let mut a = IdleArgs {
         conns: 10_000,
+        deflate: false,
         server_cpu: Some("0".into()),
         cmd: Vec::new(),
         url: None,
@@ -59,6 +66,7 @@ pub fn parse(args: &[String]) -> Result<IdleArgs> {
                 a.server_cpu = (v != "none").then(|| v.clone());
             }
             "--url" => a.url = Some(value()?.clone()),
+            "--deflate" => a.deflate = true,
             "--pid" => a.pid = Some(value()?.parse().context("--pid")?),
             "--" => {
                 a.cmd = it.by_ref().cloned().collect();
@@ -76,15 +84,45 @@ pub fn parse(args: &[String]) -> Result<IdleArgs> {
     Ok(a)
 }
 
-async fn open(url: String) -> Result<Ws> {
+/// One idle connection.
+enum Conn {
+    Plain(Box<Ws>),
+    /// permessage-deflate negotiated, one 64 KiB JSON message echoed.
+    Deflate(Box<DeflateClient>),
+}
+
+async fn open(url: String, deflate: bool) -> Result<Conn> {
+    if deflate {
+        let mut c = tokio::time::timeout(Duration::from_secs(10), DeflateClient::connect(&url))
+            .await
+            .context("handshake timed out")??;
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            c.round_trip(OpCode::Text, &json_text(64 * 1024, 7)),
+        )
+        .await
+        .context("first message timed out")??;
+        return Ok(Conn::Deflate(Box::new(c)));
+    }
     let connect = connect_async_with_config(&url, None, true);
     let (ws, _) = tokio::time::timeout(Duration::from_secs(10), connect)
         .await
         .context("handshake timed out")??;
-    Ok(ws)
+    Ok(Conn::Plain(Box::new(ws)))
 }
 
-async fn echo(ws: &mut Ws) -> Result<()> {
+async fn echo(conn: &mut Conn) -> Result<()> {
+    let ws = match conn {
+        Conn::Plain(ws) => ws,
+        Conn::Deflate(c) => {
+            return tokio::time::timeout(
+                Duration::from_secs(5),
+                c.round_trip(OpCode::Text, b"still here?"),
+            )
+            .await
+            .context("no echo within 5 s")?;
+        }
+    };
     let msg = Message::text("still here?");
     ws.send(msg.clone()).await?;
     let reply = tokio::time::timeout(Duration::from_secs(5), async {
@@ -149,15 +187,20 @@ pub fn run(a: &IdleArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = rt.block_on(fill(a.conns, &url, pid));
+    let result = rt.block_on(fill(a.conns, &url, pid, a.deflate));
     drop(server);
     let r = result?;
     let per_conn = (r.rss_full_kib.saturating_sub(r.rss_base_kib)) as f64 / a.conns as f64;
     let projected_10k_mib = (r.rss_base_kib as f64 + per_conn * 10_000.0) / 1024.0;
     println!(
-        "idle connections: {} open in {:.1} s; server RSS {:.1} MiB before, {:.1} MiB with them open: \
+        "idle connections{}: {} open in {:.1} s; server RSS {:.1} MiB before, {:.1} MiB with them open: \
          {per_conn:.1} KiB per connection; 10 000 connections: {projected_10k_mib:.0} MiB total RSS; \
          {} of {} sampled connections still echo",
+        if a.deflate {
+            " (permessage-deflate, one 64 KiB JSON message echoed on each)"
+        } else {
+            ""
+        },
         a.conns,
         r.open_time.as_secs_f64(),
         r.rss_base_kib as f64 / 1024.0,
@@ -182,22 +225,30 @@ struct Filled {
     echoed: usize,
 }
 
-async fn fill(n: usize, url: &str, pid: u32) -> Result<Filled> {
+async fn fill(n: usize, url: &str, pid: u32, deflate: bool) -> Result<Filled> {
     let deadline = Instant::now() + BUDGET;
     // Warm-up: one full connection, so one-time costs are in the baseline.
-    let mut warm = open(url.to_owned()).await.context("warm-up connection")?;
+    let mut warm = open(url.to_owned(), deflate)
+        .await
+        .context("warm-up connection")?;
     echo(&mut warm).await.context("warm-up echo")?;
-    let _ = warm.close(None).await;
-    drop(warm);
+    match warm {
+        Conn::Plain(mut ws) => {
+            let _ = ws.close(None).await;
+        }
+        Conn::Deflate(c) => {
+            let _ = tokio::time::timeout(Duration::from_secs(5), c.close()).await;
+        }
+    }
     let rss_base_kib = settled_rss(pid).await?;
 
     let started = Instant::now();
-    let mut conns: Vec<Ws> = Vec::with_capacity(n);
+    let mut conns: Vec<Conn> = Vec::with_capacity(n);
     let mut pending = JoinSet::new();
     let mut launched = 0;
     while conns.len() < n {
         while launched < n && pending.len() < IN_FLIGHT {
-            pending.spawn(open(url.to_owned()));
+            pending.spawn(open(url.to_owned(), deflate));
             launched += 1;
         }
         let Some(done) = pending.join_next().await else {

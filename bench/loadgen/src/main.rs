@@ -1,14 +1,14 @@
 //! Load generator for the ws-edge benchmarks.
 //!
 //! ```text
-//! loadgen run --name NAME [--scenario handshake|echo64|echo64k|all]
+//! loadgen run --name NAME [--scenario handshake|echo64|echo64k|deflate-json|deflate-random|all]
 //!             [--duration SECS] [--warmup SECS] [--conns N] [--server-cpu CPUS]
 //!             [--out RESULTS.jsonl] [--server-log PATH]
 //!             (-- SERVER COMMAND... | --url ws://ADDR [--pid PID])
-//! loadgen report --results RESULTS.jsonl [--baseline NAME] [--broadcast-vs NAME]
+//! loadgen report --results RESULTS.jsonl [--baseline NAME[,NAME...]] [--broadcast-vs NAME]
 //!                [--md PATH] [--svg PATH]
 //!                [--command TEXT] [--machine TEXT] [--notes TEXT]
-//! loadgen idle [--conns N] [--server-cpu CPUS] (-- SERVER COMMAND... | --url ws://ADDR --pid PID)
+//! loadgen idle [--conns N] [--deflate] [--server-cpu CPUS] (-- SERVER COMMAND... | --url ws://ADDR --pid PID)
 //! loadgen broadcast --name NAME --subscribers N (--rate MSGS_PER_S | --max)
 //!             [--duration SECS] [--warmup SECS] [--room NAME] [--server-cpu CPUS]
 //!             [--out RESULTS.jsonl] [--server-log PATH]
@@ -24,7 +24,12 @@
 //! `--baseline` and to `--broadcast-vs`, default `node-ws`) and writes the
 //! markdown tables and the SVG plot (request/response scenarios only). `idle`
 //! opens N (default 10 000) idle connections and prints the server's RSS
-//! growth per connection (see `bench/idle.sh`). `broadcast` opens N
+//! growth per connection (see `bench/idle.sh`); with `--deflate` each
+//! negotiates permessage-deflate and echoes one 64 KiB JSON message first.
+//! `all` is the three plain scenarios; the deflate ones (`deflate-json`,
+//! `deflate-random`: 64 KiB echoed with permessage-deflate negotiated, bytes
+//! on the wire counted) are named explicitly, for servers that support it.
+//! `broadcast` opens N
 //! subscribers to `/rooms/<room>` (default `bench`) and one publisher in the
 //! same room, publishes 64-byte text messages at a fixed rate (or closed loop
 //! with `--max`) and appends a record of deliveries per second, server CPU per
@@ -33,6 +38,7 @@
 //! broker): the record's scenario is then `crosshost<N>`.
 
 mod broadcast;
+mod deflate;
 mod idle;
 mod report;
 mod scenarios;
@@ -223,6 +229,14 @@ fn measure(a: &RunArgs, scenario: Scenario, rt: &tokio::runtime::Runtime) -> Res
         server_cpu_pct: outcome.server_cpu_us.map(|c| c as f64 / 1e4 / window_s),
         client_cpu_pct: outcome.client_cpu_us.map(|c| c as f64 / 1e4 / window_s),
         server_rss_kib: rss,
+        server_wire_bytes_per_op: outcome
+            .wire
+            .filter(|_| outcome.ops > 0)
+            .map(|(i, _)| i as f64 / outcome.ops as f64),
+        client_wire_bytes_per_op: outcome
+            .wire
+            .filter(|_| outcome.ops > 0)
+            .map(|(_, o)| o as f64 / outcome.ops as f64),
         ..Record::default()
     })
 }

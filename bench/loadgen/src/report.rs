@@ -55,6 +55,13 @@ pub struct Record {
     /// percent of one core (`server_cpu_pct` is the subscribers' server's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publisher_cpu_pct: Option<f64>,
+    /// Bytes on the wire the server sent per operation (frames of the
+    /// echo), when counted (the permessage-deflate scenarios).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_wire_bytes_per_op: Option<f64>,
+    /// Bytes on the wire the client sent per operation, when counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_wire_bytes_per_op: Option<f64>,
 }
 
 /// Everything the report needs besides the records.
@@ -135,6 +142,8 @@ pub fn aggregate(records: &[Record]) -> Vec<Record> {
             expected: same.iter().map(|x| x.expected).sum(),
             rss_per_conn_kib: med(|x| x.rss_per_conn_kib),
             publisher_cpu_pct: med(|x| x.publisher_cpu_pct),
+            server_wire_bytes_per_op: med(|x| x.server_wire_bytes_per_op),
+            client_wire_bytes_per_op: med(|x| x.client_wire_bytes_per_op),
         });
     }
     out
@@ -167,7 +176,7 @@ fn fmt_ratio(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}x"))
 }
 
-const HEADER: [&str; 12] = [
+const HEADER: [&str; 13] = [
     "scenario",
     "server",
     "rate/s",
@@ -179,6 +188,7 @@ const HEADER: [&str; 12] = [
     "CPU µs/op min-max (rounds)",
     "server CPU %",
     "client CPU %",
+    "wire B/msg (server, client)",
     "errors",
 ];
 
@@ -201,13 +211,21 @@ pub fn is_fanout(scenario: &str) -> bool {
     is_broadcast(scenario) || is_crosshost(scenario)
 }
 
+/// The baseline of `scenario`: the first of the comma-separated `baseline`
+/// names measured in it (the deflate scenarios have their own).
+fn base_of<'r>(records: &'r [Record], baseline: &str, scenario: &str) -> Option<&'r Record> {
+    baseline
+        .split(',')
+        .find_map(|name| find(records, name.trim(), scenario))
+}
+
 /// Table rows of the request/response scenarios from raw (per-round)
 /// records: medians, ratios and spread.
 fn rows(raw: &[Record], baseline: &str) -> Vec<Vec<String>> {
     let records = aggregate(raw);
     let mut out = Vec::new();
     for scenario in scenarios(&records).into_iter().filter(|s| !is_fanout(s)) {
-        let base = find(&records, baseline, &scenario);
+        let base = base_of(&records, baseline, &scenario);
         for r in records.iter().filter(|r| r.scenario == scenario) {
             out.push(vec![
                 scenario.clone(),
@@ -224,11 +242,21 @@ fn rows(raw: &[Record], baseline: &str) -> Vec<Vec<String>> {
                 ),
                 fmt_opt(r.server_cpu_pct, 0),
                 fmt_opt(r.client_cpu_pct, 0),
+                match (r.server_wire_bytes_per_op, r.client_wire_bytes_per_op) {
+                    (Some(s), Some(c)) => format!("{s:.0}, {c:.0}"),
+                    _ => "-".to_owned(),
+                },
                 r.errors.to_string(),
             ]);
         }
     }
     out
+}
+
+/// The first of the comma-separated baseline names: the broadcast table's
+/// reference.
+fn first(baseline: &str) -> &str {
+    baseline.split(',').next().unwrap_or(baseline).trim()
 }
 
 /// Header of the broadcast table; `{base}` and `{vs}` are the references.
@@ -347,15 +375,18 @@ pub fn text_table(records: &[Record], baseline: &str, broadcast_vs: &str) -> Str
         out.push_str(&text_grid(&HEADER.map(str::to_owned), &main));
         let _ = writeln!(
             out,
-            "(ratios relative to {baseline}; CPU = server user+system time, one core)"
+            "(ratios relative to the first of {baseline} measured in the scenario; CPU = server user+system time, one core)"
         );
     }
-    let fan = broadcast_rows(records, baseline, broadcast_vs);
+    let fan = broadcast_rows(records, first(baseline), broadcast_vs);
     if !fan.is_empty() {
         if !out.is_empty() {
             out.push('\n');
         }
-        out.push_str(&text_grid(&broadcast_header(baseline, broadcast_vs), &fan));
+        out.push_str(&text_grid(
+            &broadcast_header(first(baseline), broadcast_vs),
+            &fan,
+        ));
         let _ = writeln!(
             out,
             "(broadcast: one publisher, 64-byte text messages; CPU = server user+system time per delivered message)"
@@ -420,7 +451,9 @@ pub fn markdown(records: &[Record], ctx: &Context<'_>) -> String {
          **CPU µs/op** is the server's user+system CPU time (from `/proc/PID/stat`, all threads) \
          over the measured window divided by the operations completed in it. Each figure is the \
          median over the rounds (scenario by scenario, servers interleaved); ratios are relative \
-         to `{}` measured in the same run (CPU/op: lower is better; rate: higher is better).\n",
+         to the first of `{}` measured in the same scenario of the same run (CPU/op: lower is \
+         better; rate: higher is better). *wire B/msg* counts the frames of one echoed message \
+         each way (the permessage-deflate scenarios only).\n",
         ctx.baseline
     );
     let main = rows(records, ctx.baseline);
@@ -428,7 +461,7 @@ pub fn markdown(records: &[Record], ctx: &Context<'_>) -> String {
         md_grid(&mut out, &HEADER.map(str::to_owned), &main);
         let _ = writeln!(out, "\n![server CPU per operation and rate](bench.svg)\n");
     }
-    let fan = broadcast_rows(records, ctx.baseline, ctx.broadcast_vs);
+    let fan = broadcast_rows(records, first(ctx.baseline), ctx.broadcast_vs);
     if !fan.is_empty() {
         let _ = writeln!(
             out,
@@ -449,7 +482,7 @@ pub fn markdown(records: &[Record], ctx: &Context<'_>) -> String {
         );
         md_grid(
             &mut out,
-            &broadcast_header(ctx.baseline, ctx.broadcast_vs),
+            &broadcast_header(first(ctx.baseline), ctx.broadcast_vs),
             &fan,
         );
         out.push('\n');
@@ -569,7 +602,7 @@ pub fn svg(raw: &[Record], baseline: &str) -> String {
                 .iter()
                 .map(|srv| find(records, srv, scenario).and_then(metric))
                 .collect();
-            let base = find(records, baseline, scenario).and_then(metric);
+            let base = base_of(records, baseline, scenario).and_then(metric);
             let max = values.iter().flatten().fold(0.0f64, |a, &b| a.max(b));
             let scale = if max > 0.0 {
                 (panel_w - 110.0) / max
@@ -641,6 +674,32 @@ mod tests {
             client_cpu_pct: Some(100.0),
             ..Record::default()
         }
+    }
+
+    #[test]
+    fn each_scenario_takes_the_first_baseline_it_has() {
+        let mut d = rec("ws-edge", "deflate-json", 100.0, 300.0);
+        d.server_wire_bytes_per_op = Some(9000.0);
+        d.client_wire_bytes_per_op = Some(9500.0);
+        let records = vec![
+            rec("base", "echo64", 1000.0, 4.0),
+            rec("ws-edge", "echo64", 500.0, 6.0),
+            rec("node", "deflate-json", 100.0, 200.0),
+            d,
+        ];
+        let rows = rows(&records, "base,node");
+        let r = rows
+            .iter()
+            .find(|r| r[0] == "deflate-json" && r[1] == "ws-edge")
+            .unwrap();
+        assert_eq!(r[6], "1.50x");
+        assert_eq!(r[11], "9000, 9500");
+        let r = rows
+            .iter()
+            .find(|r| r[0] == "echo64" && r[1] == "ws-edge")
+            .unwrap();
+        assert_eq!(r[6], "1.50x");
+        assert_eq!(r[11], "-");
     }
 
     #[test]

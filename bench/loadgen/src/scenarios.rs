@@ -20,15 +20,25 @@ pub enum Scenario {
     Echo64,
     /// Echo 64 KiB binary messages, one outstanding per connection.
     Echo64k,
+    /// Echo 64 KiB of JSON-like text with permessage-deflate negotiated.
+    DeflateJson,
+    /// Echo 64 KiB of random bytes with permessage-deflate negotiated.
+    DeflateRandom,
 }
 
 impl Scenario {
     /// All scenarios in report order.
     pub const ALL: [Scenario; 3] = [Scenario::Handshake, Scenario::Echo64, Scenario::Echo64k];
 
+    /// The permessage-deflate scenarios (only for servers that support it).
+    pub const DEFLATE: [Scenario; 2] = [Scenario::DeflateJson, Scenario::DeflateRandom];
+
     /// Parses a scenario name as used on the command line and in results.
     pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.name() == name)
+        Self::ALL
+            .into_iter()
+            .chain(Self::DEFLATE)
+            .find(|s| s.name() == name)
     }
 
     /// The scenario's name.
@@ -37,6 +47,8 @@ impl Scenario {
             Scenario::Handshake => "handshake",
             Scenario::Echo64 => "echo64",
             Scenario::Echo64k => "echo64k",
+            Scenario::DeflateJson => "deflate-json",
+            Scenario::DeflateRandom => "deflate-random",
         }
     }
 
@@ -45,7 +57,7 @@ impl Scenario {
         match self {
             Scenario::Handshake => 0,
             Scenario::Echo64 => 64,
-            Scenario::Echo64k => 64 * 1024,
+            Scenario::Echo64k | Scenario::DeflateJson | Scenario::DeflateRandom => 64 * 1024,
         }
     }
 }
@@ -81,6 +93,10 @@ pub struct Outcome {
     pub client_cpu_us: Option<u64>,
     /// The first error seen, for diagnosis.
     pub first_error: Option<String>,
+    /// Bytes on the wire (after the handshake) the server sent and the
+    /// client sent for the measured operations, when counted (deflate
+    /// scenarios).
+    pub wire: Option<(u64, u64)>,
 }
 
 #[derive(Default)]
@@ -95,6 +111,7 @@ struct WorkerStats {
     errors: u64,
     latencies_ns: Vec<u64>,
     first_error: Option<String>,
+    wire: Option<(u64, u64)>,
 }
 
 impl WorkerStats {
@@ -141,6 +158,9 @@ pub async fn run(
                 Scenario::Echo64 | Scenario::Echo64k => {
                     echo_worker(&load, &flags, message(scenario, i)).await
                 }
+                Scenario::DeflateJson | Scenario::DeflateRandom => {
+                    deflate_worker(&load, &flags, scenario, i).await
+                }
             }
         }));
     }
@@ -168,6 +188,11 @@ pub async fn run(
                 if total.first_error.is_none() {
                     total.first_error = stats.first_error;
                 }
+                if let Some((i, o)) = stats.wire {
+                    let (ti, to) = total.wire.get_or_insert((0, 0));
+                    *ti += i;
+                    *to += o;
+                }
             }
             Ok(Err(e)) => bail!("worker task failed: {e}"),
             Err(_) => bail!("a worker did not stop within {join_deadline:?}"),
@@ -182,6 +207,7 @@ pub async fn run(
         server_cpu_us: delta(cpu0, cpu1),
         client_cpu_us: delta(client0, client1),
         first_error: total.first_error,
+        wire: total.wire,
     })
 }
 
@@ -293,6 +319,69 @@ async fn echo_worker(load: &Load, flags: &Flags, msg: Message) -> WorkerStats {
         }
         if healthy {
             let _ = close(ws, load.op_timeout).await;
+        }
+    }
+    stats
+}
+
+/// Echo with permessage-deflate: JSON-like text or random bytes, 64 KiB,
+/// one outstanding per connection; counts the bytes on the wire.
+async fn deflate_worker(
+    load: &Load,
+    flags: &Flags,
+    scenario: Scenario,
+    conn: usize,
+) -> WorkerStats {
+    use crate::deflate::{DeflateClient, json_text, random_bytes};
+    use ws_edge::protocol::OpCode;
+    let (opcode, msg) = if scenario == Scenario::DeflateJson {
+        (
+            OpCode::Text,
+            json_text(scenario.message_bytes(), conn as u64),
+        )
+    } else {
+        (
+            OpCode::Binary,
+            random_bytes(scenario.message_bytes(), conn as u64),
+        )
+    };
+    let mut stats = WorkerStats {
+        wire: Some((0, 0)),
+        ..WorkerStats::default()
+    };
+    while !flags.stop.load(Ordering::Relaxed) {
+        let mut client =
+            match tokio::time::timeout(load.op_timeout, DeflateClient::connect(&load.url)).await {
+                Ok(Ok(c)) => c,
+                failed => {
+                    stats.fail("connect", failed.map(|r| r.map(|_| ())));
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
+        let mut healthy = true;
+        while !flags.stop.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            let (in0, out0) = (client.bytes_in, client.bytes_out);
+            match tokio::time::timeout(load.op_timeout, client.round_trip(opcode, &msg)).await {
+                Ok(Ok(())) => {
+                    if flags.measuring.load(Ordering::Relaxed)
+                        && let Some((i, o)) = &mut stats.wire
+                    {
+                        *i += client.bytes_in - in0;
+                        *o += client.bytes_out - out0;
+                    }
+                    stats.record(flags, started);
+                }
+                failed => {
+                    stats.fail("echo", failed);
+                    healthy = false;
+                    break;
+                }
+            }
+        }
+        if healthy {
+            let _ = tokio::time::timeout(load.op_timeout, client.close()).await;
         }
     }
     stats
