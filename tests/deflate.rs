@@ -459,3 +459,45 @@ fn plain_messages_still_work_after_compressed_ones() {
         assert!(t.starts_with(&format!("message {i} ")));
     }
 }
+
+#[test]
+fn the_failure_does_not_depend_on_how_the_input_is_split() {
+    // Valid deflate of invalid UTF-8, then corrupt data, in one message.
+    let mut z = client_compressor();
+    let mut payload = compress(&mut z, b"ok \xff\xfe then");
+    payload.extend_from_slice(&[0xff; 8]);
+    let wire = client_message(OpCode::Text, RSV1, &payload, usize::MAX);
+    // Valid text that passes the limit, then corrupt data.
+    let mut z = client_compressor();
+    let mut big = compress(&mut z, json(5000).as_bytes());
+    big.extend_from_slice(&[0xff; 8]);
+    let big = client_message(OpCode::Text, RSV1, &big, usize::MAX);
+    let limits = Config {
+        max_message: 1000,
+        ..Config::default()
+    };
+    for (wire, code) in [(wire, 1007), (big, 1009)] {
+        let mut whole = conn(
+            "permessage-deflate",
+            &DeflateConfig::default(),
+            limits.clone(),
+        );
+        let expected = feed(&mut whole, &wire);
+        assert!(
+            matches!(expected.last(), Some(Ev::Close(c, _)) if *c == code),
+            "{expected:?}"
+        );
+        for chunk in [1, 3, 17] {
+            let mut c = conn(
+                "permessage-deflate",
+                &DeflateConfig::default(),
+                limits.clone(),
+            );
+            let mut evs = Vec::new();
+            for piece in wire.chunks(chunk) {
+                evs.extend(feed(&mut c, piece));
+            }
+            assert_eq!(evs, expected, "chunks of {chunk}");
+        }
+    }
+}

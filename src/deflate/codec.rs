@@ -132,7 +132,9 @@ impl Extension for PerMessageDeflate {
         let p = &self.params;
         // 8-bit windows cannot be produced (see the module docs): such a
         // connection sends everything uncompressed.
-        if self.send_bits < 9 || payload.len() < p.threshold {
+        // An empty message costs nothing plain (and a compressor with
+        // context takeover has nothing to flush for it).
+        if self.send_bits < 9 || payload.len() < p.threshold || payload.is_empty() {
             return None;
         }
         let (level, bits) = (p.level.min(9), self.send_bits.min(15));
@@ -219,9 +221,16 @@ fn inflate_into(
             out.reserve_exact(grow);
         }
         let (in_before, out_before) = (d.total_in(), out.len());
-        let status = d
-            .decompress_vec(input, out, flush)
-            .map_err(|_| ProtocolError::InvalidCompressedData)?;
+        let status = d.decompress_vec(input, out, flush).map_err(|_| {
+            // What came before the corruption may already be past the
+            // limit (the output had room beyond it): that is found first
+            // when the input arrives in smaller pieces, so say it here too.
+            if out.len() > max_len {
+                ProtocolError::MessageTooLarge
+            } else {
+                ProtocolError::InvalidCompressedData
+            }
+        })?;
         input = &input[(d.total_in() - in_before) as usize..];
         if out.len() > max_len {
             return Err(ProtocolError::MessageTooLarge);

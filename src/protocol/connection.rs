@@ -544,11 +544,9 @@ impl Connection {
                 mask_extend(&mut dec.ext_buf, chunk, fr.mask, fr.done as usize);
                 let start = dec.buf.len();
                 let max = usize::try_from(self.out.config.max_message).unwrap_or(usize::MAX);
-                if let Err(e) = ext.decode(opcode, rsv, &dec.ext_buf, false, max, &mut dec.buf) {
+                let result = ext.decode(opcode, rsv, &dec.ext_buf, false, max, &mut dec.buf);
+                if let Err(e) = dec.check_decoded(opcode, start, max, result) {
                     return self.out.fail(e, f);
-                }
-                if opcode == OpCode::Text && dec.utf8.feed(&dec.buf[start..]).is_err() {
-                    return self.out.fail(ProtocolError::InvalidUtf8, f);
                 }
             } else {
                 let start = dec.buf.len();
@@ -635,11 +633,9 @@ impl Connection {
             };
             let start = dec.buf.len();
             let max = usize::try_from(out.config.max_message).unwrap_or(usize::MAX);
-            if let Err(e) = ext.decode(msg.opcode, msg.rsv, &[], true, max, &mut dec.buf) {
+            let result = ext.decode(msg.opcode, msg.rsv, &[], true, max, &mut dec.buf);
+            if let Err(e) = dec.check_decoded(msg.opcode, start, max, result) {
                 return out.fail(e, f);
-            }
-            if msg.opcode == OpCode::Text && dec.utf8.feed(&dec.buf[start..]).is_err() {
-                return out.fail(ProtocolError::InvalidUtf8, f);
             }
         }
         if msg.opcode == OpCode::Text && dec.utf8.finish().is_err() {
@@ -731,6 +727,25 @@ impl Decoder {
             mask,
             len: h.payload_len,
         })
+    }
+
+    /// Checks what an extension just decoded onto `buf[start..]`: the UTF-8
+    /// of a text message first (over the bytes within the limit), then the
+    /// extension's own verdict. That order makes the failure the same however
+    /// the input was split: an input cut elsewhere decodes the same bytes
+    /// before the same error.
+    fn check_decoded(
+        &mut self,
+        opcode: OpCode,
+        start: usize,
+        max: usize,
+        result: Result<(), ProtocolError>,
+    ) -> Result<(), ProtocolError> {
+        let end = self.buf.len().min(max).max(start);
+        if opcode == OpCode::Text && self.utf8.feed(&self.buf[start..end]).is_err() {
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        result
     }
 
     /// Empties the message buffer, keeping a bounded capacity.
