@@ -349,7 +349,8 @@ mod tests {
                 "permessage-deflate; client_max_window_bits",
                 &DeflateConfig::low_memory()
             ),
-            "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
+             server_max_window_bits=12; client_max_window_bits=12"
         );
     }
 

@@ -16,7 +16,7 @@
 //!
 //! It accepts permessage-deflate (RFC 7692) when the client offers it, with
 //! the library's [`DeflateConfig::default`] policy: context takeover, level
-//! 1, messages under 1 KiB sent plain. `--env WS_EDGE_DEFLATE=off` turns it
+//! 2, messages under 1 KiB sent plain. `--env WS_EDGE_DEFLATE=off` turns it
 //! off, `--env WS_EDGE_DEFLATE_NO_CONTEXT_TAKEOVER=true` keeps no state
 //! between messages (docs/deflate.md).
 
