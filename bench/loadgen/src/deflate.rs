@@ -15,11 +15,12 @@ use ws_edge::protocol::{Extension, FrameHeader, OpCode, RSV1, write_frame};
 const OFFER: &str = "permessage-deflate; client_max_window_bits";
 const MASK: [u8; 4] = [0x1f, 0x2e, 0x3d, 0x4c];
 
-/// A connection with permessage-deflate negotiated (it fails if the server
-/// declines).
+/// A connection offering permessage-deflate: negotiated, or (only when
+/// connected with `require` off) declined and plain.
 pub struct DeflateClient {
     tcp: TcpStream,
-    codec: PerMessageDeflate,
+    /// `None`: the server declined; messages go plain.
+    codec: Option<PerMessageDeflate>,
     /// Bytes read and not yet consumed.
     buf: Vec<u8>,
     scratch: Vec<u8>,
@@ -34,6 +35,12 @@ impl DeflateClient {
     /// The client compresses every message at level 1, with context
     /// takeover, as browsers do (they compress at zlib's default level).
     pub async fn connect(url: &str) -> Result<DeflateClient> {
+        Self::connect_with(url, true).await
+    }
+
+    /// [`DeflateClient::connect`]; with `require` off a server that declines
+    /// is served plain (the baseline of `idle --deflate`).
+    pub async fn connect_with(url: &str, require: bool) -> Result<DeflateClient> {
         let rest = url.strip_prefix("ws://").context("ws:// URL")?;
         let (hostport, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -69,21 +76,25 @@ impl DeflateClient {
                 head.lines().next().unwrap_or_default()
             );
         }
-        let answer = head
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.trim()
-                    .eq_ignore_ascii_case("sec-websocket-extensions")
-                    .then(|| value.trim().to_owned())
-            })
-            .context("the server did not negotiate permessage-deflate")?;
-        let params = parse_response(&answer, 0, 1)
-            .map_err(|e| anyhow::anyhow!("bad answer {answer:?}: {e}"))?;
+        let answer = head.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("sec-websocket-extensions")
+                .then(|| value.trim().to_owned())
+        });
+        let codec = match answer {
+            Some(answer) => {
+                let params = parse_response(&answer, 0, 1)
+                    .map_err(|e| anyhow::anyhow!("bad answer {answer:?}: {e}"))?;
+                Some(PerMessageDeflate::client(params))
+            }
+            None if require => bail!("the server did not negotiate permessage-deflate"),
+            None => None,
+        };
         buf.drain(..end);
         Ok(DeflateClient {
             tcp,
-            codec: PerMessageDeflate::client(params),
+            codec,
             buf,
             scratch: Vec::new(),
             bytes_in: 0,
@@ -96,7 +107,8 @@ impl DeflateClient {
         self.scratch.clear();
         let rsv = self
             .codec
-            .encode_message(opcode, payload, &mut self.scratch);
+            .as_mut()
+            .and_then(|c| c.encode_message(opcode, payload, &mut self.scratch));
         let body: &[u8] = if rsv.is_some() {
             &self.scratch
         } else {
@@ -150,6 +162,8 @@ impl DeflateClient {
             }
             let mut out = Vec::with_capacity(data.len() * 4);
             self.codec
+                .as_mut()
+                .context("RSV1 without permessage-deflate")?
                 .decode(opcode, RSV1, &data, true, usize::MAX, &mut out)
                 .map_err(|e| anyhow::anyhow!("inflating the server's message: {e}"))?;
             return Ok((opcode, out));

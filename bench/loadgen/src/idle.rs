@@ -93,9 +93,12 @@ enum Conn {
 
 async fn open(url: String, deflate: bool) -> Result<Conn> {
     if deflate {
-        let mut c = tokio::time::timeout(Duration::from_secs(10), DeflateClient::connect(&url))
-            .await
-            .context("handshake timed out")??;
+        let mut c = tokio::time::timeout(
+            Duration::from_secs(10),
+            DeflateClient::connect_with(&url, false),
+        )
+        .await
+        .context("handshake timed out")??;
         tokio::time::timeout(
             Duration::from_secs(10),
             c.round_trip(OpCode::Text, &json_text(64 * 1024, 7)),
