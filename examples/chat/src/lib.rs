@@ -17,7 +17,7 @@
 //! behaviour, for comparing the two modes).
 
 use ws_edge_guest::pubsub::{self, Delivery, PubSubError};
-use ws_edge_guest::{AcceptOptions, Decision, Handler, Message, Outbox, Request};
+use ws_edge_guest::{AcceptOptions, Decision, Handler, Message, Outbox, RejectOptions, Request};
 
 /// The longest room name.
 const MAX_ROOM: usize = 64;
@@ -30,10 +30,11 @@ struct Member {
     topic: String,
 }
 
-/// The room in `path`, if it is `/rooms/<room>` with a valid room name.
-fn room(path: &str) -> Result<&str, Decision<Member>> {
+/// The room in `path`, if it is `/rooms/<room>` with a valid room name;
+/// otherwise the rejection.
+fn room(path: &str) -> Result<&str, RejectOptions> {
     let Some(room) = path.strip_prefix("/rooms/") else {
-        return Err(Decision::reject(404, "no such endpoint: use /rooms/<room>"));
+        return Err(RejectOptions::new(404).reason("no such endpoint: use /rooms/<room>"));
     };
     let valid = !room.is_empty()
         && room.len() <= MAX_ROOM
@@ -43,10 +44,7 @@ fn room(path: &str) -> Result<&str, Decision<Member>> {
     if valid {
         Ok(room)
     } else {
-        Err(Decision::reject(
-            400,
-            "a room name is 1 to 64 of A-Z a-z 0-9 - _",
-        ))
+        Err(RejectOptions::new(400).reason("a room name is 1 to 64 of A-Z a-z 0-9 - _"))
     }
 }
 
@@ -63,7 +61,7 @@ impl Handler for Member {
         let url = request.resource_url();
         let room = match room(url.path()) {
             Ok(room) => room,
-            Err(rejection) => return rejection,
+            Err(rejection) => return Decision::Reject(rejection),
         };
         let name = url.query_value("name").map(|n| n.into_owned());
         if name
