@@ -76,8 +76,8 @@ pub const EXTENSION_NAME: &str = "permessage-deflate";
 /// ratio for streams of similar small messages (JSON updates, chat) at less
 /// CPU than Node `ws`; what it costs is memory: a 15-bit compressor is
 /// 371 KiB and an inflater 46 KiB, and a connection's instance keeps about
-/// 650 KiB more once it has compressed a 64 KiB message (docs/deflate.md
-/// has the figures). [`DeflateConfig::low_memory`] trades ratio for memory.
+/// 470 KiB more once it has compressed a 64 KiB message, with or without
+/// context takeover (docs/deflate.md has the figures). [`DeflateConfig::low_memory`] trades ratio for memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeflateConfig {
     /// Outgoing messages shorter than this many bytes go uncompressed
