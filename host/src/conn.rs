@@ -585,38 +585,35 @@ fn deliver(
     conn: ResourceAny,
     shared: &Shared,
     batch: &mut Batch,
-    mut open: bool,
+    open: bool,
 ) -> Option<Result<Transmit, GuestError>> {
+    if !open {
+        batch.items.clear();
+        return None;
+    }
     let mut out = Vec::new();
     let mut state = ConnectionState::Open;
     let mut deadline = None;
+    // Draining empties the batch even when the loop stops early.
     for (publication, mode) in batch.items.drain(..) {
-        if !open {
-            continue;
-        }
         match mode {
             Mode::Forward => out.extend_from_slice(publication.frame()),
             Mode::Handler => {
                 let now = shared.now_ms();
-                match guest.deliver(conn, &publication.topic, &publication.message, now) {
-                    Ok(t) => {
-                        out.extend_from_slice(&t.bytes);
-                        open = matches!(t.state, ConnectionState::Open);
-                        state = t.state;
-                        deadline = t.deadline.or(deadline);
-                        if !open {
-                            // A closed state must reach the pump now.
-                            if matches!(state, ConnectionState::Closed(_)) {
-                                break;
-                            }
-                        }
-                    }
+                let t = match guest.deliver(conn, &publication.topic, &publication.message, now) {
+                    Ok(t) => t,
                     Err(e) => return Some(Err(e)),
+                };
+                out.extend_from_slice(&t.bytes);
+                deadline = t.deadline.or(deadline);
+                state = t.state;
+                // Nothing more goes out once the connection is not open.
+                if !matches!(state, ConnectionState::Open) {
+                    break;
                 }
             }
         }
     }
-    batch.items.clear();
     if out.is_empty() && matches!(state, ConnectionState::Open) && deadline.is_none() {
         return None;
     }

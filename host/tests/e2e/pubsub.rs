@@ -428,6 +428,15 @@ async fn the_admin_endpoint_publishes_and_checks_its_token() {
     server.shutdown().await;
 }
 
+/// A loopback port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
 /// A `nats-server` on a free loopback port, killed on drop.
 struct Nats {
     port: u16,
@@ -436,12 +445,10 @@ struct Nats {
 
 impl Nats {
     async fn start() -> Nats {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .expect("address")
-            .port();
-        let mut nats = Nats { port, child: None };
+        let mut nats = Nats {
+            port: free_port(),
+            child: None,
+        };
         nats.restart().await;
         nats
     }
@@ -600,11 +607,7 @@ async fn two_hosts_share_rooms_through_nats_and_survive_its_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_broker_does_not_stop_the_host() {
     // Nothing listens on this port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("address")
-        .port();
+    let port = free_port();
     let server = chat("forward", |b| b.broker(format!("nats://127.0.0.1:{port}"))).await;
     assert_eq!(server.monitor.broker_connected(), Some(false));
     let mut x = connect(&server.url("/rooms/r")).await;
@@ -656,11 +659,7 @@ async fn the_admin_listener_reports_readiness_and_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_the_broker() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("address")
-        .port();
+    let port = free_port();
     let server = chat("forward", |b| b.broker(format!("nats://127.0.0.1:{port}"))).await;
     let admin = server.admin.expect("admin listener");
     let (status, body) = admin_request(admin, "GET", "/readyz", &[], b"").await;
