@@ -299,7 +299,18 @@ async fn non_reader(addr: SocketAddr, path: &str) -> TcpStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_closed_and_nobody_else_loses_anything() {
     const BURST: usize = 10_000;
-    let server = chat("forward", |b| b).await;
+    // Queues four times the defaults: the reading members share the two
+    // cores with every other test, and must not be slow consumers
+    // themselves; the stalled one still overflows (its 10 MB are far past
+    // its socket buffers plus 4 MiB).
+    let server = chat("forward", |b| {
+        b.pubsub_limits(PubSubLimits {
+            queue_messages: 4096,
+            queue_bytes: 4 << 20,
+            ..PubSubLimits::default()
+        })
+    })
+    .await;
     let mut stalled = non_reader(server.addr, "/rooms/burst").await;
     let mut readers = Vec::new();
     for _ in 0..2 {
