@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests need, only when missing:
 #   - the wasm32-wasip2 Rust target (guest components),
-#   - a Python venv at .venv with the `websockets` client,
+#   - a Python venv at .venv with the `websockets` client and
+#     `prometheus_client` (its parser reads /metrics in a test),
 #   - headless Chromium (/usr/bin/chromium, Debian package `chromium`),
 #   - nats-server (Debian package `nats-server`; the pub/sub tests start
 #     their own on a free loopback port, never the system service),
@@ -15,10 +16,10 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 
-if ! .venv/bin/python -c 'import websockets' 2>/dev/null; then
-    echo "creating .venv with websockets"
+if ! .venv/bin/python -c 'import websockets, prometheus_client' 2>/dev/null; then
+    echo "creating .venv with websockets and prometheus_client"
     python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check websockets
+    .venv/bin/pip install --quiet --disable-pip-version-check websockets prometheus_client
 fi
 
 if ! [ -x /usr/bin/chromium ]; then

@@ -6,7 +6,7 @@
 //! `cargo run --release -p ws-edge-host --example drills [DRILL...]`
 //! (`make drills`). Drills: `slowloris`, `flood`, `vanish`, `pingflood`,
 //! `noread`, `panic`, `spin`, `hog`, `mem-partial`, `mem-trickle`,
-//! `mem-noread`; default all. Exit status 1 if any drill failed.
+//! `mem-noread`, `reload`; default all. Exit status 1 if any drill failed.
 //!
 //! Environment: `DRILL_VANISH` (connections in the vanish drill, default
 //! 100 000), `DRILL_SLOWLORIS` (clients, default 500), `DRILL_MAX_LATENCY_MS`
@@ -1201,6 +1201,7 @@ async fn main() {
             "mem-partial",
             "mem-trickle",
             "mem-noread",
+            "reload",
         ]
         .map(String::from)
         .to_vec();
@@ -1220,6 +1221,7 @@ async fn main() {
             "mem-partial" => memory_frames("mem-partial", false).await,
             "mem-trickle" => memory_frames("mem-trickle", true).await,
             "mem-noread" => memory_noread().await,
+            "reload" => reload().await,
             other => {
                 eprintln!("unknown drill {other}");
                 std::process::exit(2);
@@ -1236,5 +1238,173 @@ async fn main() {
     }
     if !all_ok {
         std::process::exit(1);
+    }
+}
+
+/// Handshakes per second of the reload drill's load.
+const RELOAD_RATE: u64 = 200;
+
+/// 100 long-lived connections echo every 100 ms and new clients upgrade
+/// 200 times a second while the component file flips between two
+/// versions and is reloaded 10 times in a row (every 300 ms): no handshake
+/// may fail and no long-lived connection may drop or miss an echo.
+async fn reload() -> Verdict {
+    let name = "reload";
+    let file =
+        std::env::temp_dir().join(format!("ws-edge-drill-reload-{}.wasm", std::process::id()));
+    let fail = |figures: String| Verdict {
+        name,
+        ok: false,
+        figures,
+    };
+    if let Err(e) = std::fs::copy(programs::ECHO, &file) {
+        return fail(format!("copying the component: {e}"));
+    }
+    let server = Server::builder()
+        .listen("127.0.0.1:0".parse().expect("address"))
+        .limits(base_limits())
+        .route("/", &file)
+        .no_default_route()
+        .bind()
+        .await;
+    let server = match server {
+        Ok(server) => server,
+        Err(e) => return fail(format!("server did not start: {e:#}")),
+    };
+    let addr = server.local_addr();
+    let reloader = server.reloader();
+    let (stop_tx, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+
+    // The long-lived connections: each echoes a message every 100 ms.
+    let done = Arc::new(AtomicBool::new(false));
+    let mut long_lived = Vec::new();
+    for c in 0..100 {
+        let done = done.clone();
+        long_lived.push(tokio::spawn(async move {
+            let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/long/{c}"))
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            let mut echoes = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                let text = format!("{c}:{echoes}");
+                ws.send(Message::text(text.clone()))
+                    .await
+                    .map_err(|e| format!("send: {e}"))?;
+                loop {
+                    let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                        .await
+                        .map_err(|_| "no echo within 10 s".to_owned())?
+                        .ok_or("dropped")?
+                        .map_err(|e| format!("dropped: {e}"))?;
+                    match msg {
+                        Message::Text(t) if t.as_str() == text => break,
+                        Message::Ping(_) | Message::Pong(_) => {}
+                        other => return Err(format!("unexpected {other:?}")),
+                    }
+                }
+                echoes += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let _ = ws.close(None).await;
+            Ok::<u64, String>(echoes)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The handshake load: RELOAD_RATE upgrades a second, each on its own
+    // task, until the reloads are done.
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let load = {
+        let (done, handshakes, failed) = (done.clone(), handshakes.clone(), failed.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / RELOAD_RATE));
+            let mut clients = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let (handshakes, failed) = (handshakes.clone(), failed.clone());
+                clients.push(tokio::spawn(async move {
+                    let ok = async {
+                        let mut s = TcpStream::connect(addr).await.ok()?;
+                        s.write_all(UPGRADE).await.ok()?;
+                        let mut buf = [0u8; 12];
+                        s.read_exact(&mut buf).await.ok()?;
+                        (&buf == b"HTTP/1.1 101").then_some(())
+                    };
+                    match tokio::time::timeout(Duration::from_secs(10), ok).await {
+                        Ok(Some(())) => handshakes.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }));
+            }
+            for c in clients {
+                let _ = c.await;
+            }
+        })
+    };
+
+    // Ten reloads, each flipping the file between two echoing components.
+    let mut reload_ms = Vec::new();
+    let mut refused = 0;
+    for i in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let next = if i % 2 == 0 {
+            programs::GUEST_PANIC
+        } else {
+            programs::ECHO
+        };
+        if let Err(e) = std::fs::copy(next, &file) {
+            return fail(format!("copying the component: {e}"));
+        }
+        let t0 = Instant::now();
+        let outcomes = reloader.reload().await;
+        reload_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        refused += outcomes.iter().filter(|r| r.outcome.is_err()).count();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    done.store(true, Ordering::Relaxed);
+    let _ = load.await;
+    let mut dropped = 0;
+    let mut echoes = 0;
+    let mut why = String::new();
+    for c in long_lived {
+        match c.await {
+            Ok(Ok(n)) => echoes += n,
+            Ok(Err(e)) => {
+                dropped += 1;
+                why = e;
+            }
+            Err(e) => {
+                dropped += 1;
+                why = e.to_string();
+            }
+        }
+    }
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+    let _ = std::fs::remove_file(&file);
+    let (ok_hs, failed_hs) = (
+        handshakes.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+    );
+    reload_ms.sort_by(f64::total_cmp);
+    let ok = failed_hs == 0 && dropped == 0 && refused == 0 && ok_hs > 0;
+    Verdict {
+        name,
+        ok,
+        figures: format!(
+            "10 reloads ({refused} refused; {:.0}-{:.0} ms each), {ok_hs} handshakes ok, \
+             {failed_hs} failed; 100 long-lived: {dropped} dropped{}, {echoes} echoes",
+            reload_ms[0],
+            reload_ms[reload_ms.len() - 1],
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({why})")
+            },
+        ),
     }
 }

@@ -13,6 +13,10 @@
 //!   reason otherwise.
 //! - `GET /metrics`: the server's counters in the Prometheus text format
 //!   (`prometheus-client`).
+//! - `POST /reload`: reads the component files and the TLS certificate
+//!   again (as SIGHUP does); `200` when everything reloaded, `500` when
+//!   something was refused (its previous version keeps serving), with one
+//!   line per route either way.
 //!
 //! With a token (`--admin-token`), every path but `/healthz` needs
 //! `Authorization: Bearer <token>`; a missing or wrong one gets `401`.
@@ -39,7 +43,7 @@ use prometheus_client::registry::Registry;
 
 use crate::bindings::Message;
 use crate::pubsub::{Broker, Origin, Publication};
-use crate::{FailureKind, Monitor};
+use crate::{FailureKind, Monitor, Reloader};
 
 /// What the admin endpoints need.
 pub(crate) struct Admin {
@@ -47,6 +51,8 @@ pub(crate) struct Admin {
     pub(crate) token: Option<String>,
     /// The server's counters, for `/readyz` and `/metrics`.
     pub(crate) monitor: Monitor,
+    /// For `POST /reload`.
+    pub(crate) reloader: Reloader,
 }
 
 /// Serves the admin listener until `shutdown` turns true.
@@ -110,7 +116,8 @@ async fn handle(admin: &Admin, peer: SocketAddr, req: Request<Incoming>) -> Repl
             _ => text(StatusCode::OK, "ready\n"),
         },
         (&Method::GET, "/metrics") => metrics(&admin.monitor),
-        (_, "/publish") => {
+        (&Method::POST, "/reload") => reload(admin, peer).await,
+        (_, "/publish" | "/reload") => {
             let mut reply = text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
             reply
                 .headers_mut()
@@ -168,10 +175,39 @@ async fn publish(admin: &Admin, peer: SocketAddr, req: Request<Incoming>) -> Rep
     text(StatusCode::OK, &format!("{reached}\n"))
 }
 
-/// `GET /metrics`: the [`Monitor`]'s counters, encoded at each scrape.
+/// `POST /reload`: one line per route, `route ok generation N` or
+/// `route refused: reason`.
+async fn reload(admin: &Admin, peer: SocketAddr) -> Reply {
+    tracing::info!(%peer, "admin: reload requested");
+    let outcomes = admin.reloader.reload().await;
+    let mut body = String::new();
+    let mut all_ok = true;
+    for r in &outcomes {
+        match &r.outcome {
+            Ok(generation) => body.push_str(&format!("{} ok generation {generation}\n", r.route)),
+            Err(e) => {
+                all_ok = false;
+                body.push_str(&format!("{} refused: {e}\n", r.route));
+            }
+        }
+    }
+    if outcomes.is_empty() {
+        body.push_str("nothing to reload (no component file, no TLS)\n");
+    }
+    let status = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    text(status, &body)
+}
+
+/// `GET /metrics`: the [`Monitor`]'s counters, encoded at each scrape,
+/// and the host's own metrics.
 fn metrics(monitor: &Monitor) -> Reply {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(HostMetrics(monitor.clone())));
+    monitor.metrics().register(&mut registry);
     let mut body = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &registry) {
         tracing::warn!("admin: encoding the metrics failed: {e}");
@@ -197,11 +233,23 @@ impl std::fmt::Debug for HostMetrics {
 impl Collector for HostMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let m = &self.0;
-        let gauges: [(&str, &str, i64); 2] = [
+        let alive = i64::try_from(m.instances_alive()).unwrap_or(i64::MAX);
+        let idle = i64::try_from(m.instances_idle()).unwrap_or(i64::MAX);
+        let gauges: [(&str, &str, i64); 4] = [
             (
                 "ws_edge_open_connections",
                 "Connections accepted and not yet finished.",
                 i64::try_from(m.live_connections()).unwrap_or(i64::MAX),
+            ),
+            (
+                "ws_edge_instances_in_use",
+                "Component instances serving a connection.",
+                (alive - idle).max(0),
+            ),
+            (
+                "ws_edge_instances_idle",
+                "Component instances waiting for a connection (instance reuse).",
+                idle,
             ),
             (
                 "ws_edge_memory_budget_used_bytes",

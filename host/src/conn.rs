@@ -26,7 +26,10 @@ use crate::budget::Account;
 use crate::error::{FailureKind, GuestError};
 use crate::http;
 use crate::instance::Guest;
+use crate::metrics::Timeout;
 use crate::pubsub::{Batch, Mode};
+use crate::routes::Route;
+use crate::runtime::Runtime;
 
 /// Size of the per-thread buffer that socket reads land in before they are
 /// copied into the guest. Reads happen right before a synchronous guest call,
@@ -45,29 +48,36 @@ thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
 }
 
-/// A connected stream socket the host serves: a [`TcpStream`] in production,
-/// a Unix socket pair in the whole-host fuzz target (same code path).
-/// Only tokio's own socket types implement it; they all have these inherent
-/// readiness methods.
+/// A connected stream socket the host serves: a [`TcpStream`], a TLS stream
+/// over one (`crate::tls`), or a Unix socket pair in the whole-host fuzz
+/// target (same code path).
 pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send {
-    /// Waits until the socket is readable (or at EOF / in error).
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Whether the transport is TLS (`transport.tls` for the guest).
+    const TLS: bool;
+    /// Waits until a read may make progress (data, EOF or an error).
+    fn readable(&mut self) -> impl Future<Output = io::Result<()>> + Send;
     /// Reads without waiting; `WouldBlock` when nothing is buffered.
-    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes without waiting; `WouldBlock` when the send buffer is full.
-    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// Whether written bytes still wait in a user-space buffer (TLS
+    /// records not yet on the socket): the write then needs a `flush`.
+    fn has_pending_output(&self) -> bool {
+        false
+    }
 }
 
 macro_rules! impl_socket {
     ($ty:ty) => {
         impl Socket for $ty {
-            fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+            const TLS: bool = false;
+            fn readable(&mut self) -> impl Future<Output = io::Result<()>> + Send {
                 <$ty>::readable(self)
             }
-            fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+            fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
                 <$ty>::try_read(self, buf)
             }
-            fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+            fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
                 <$ty>::try_write(self, buf)
             }
         }
@@ -77,6 +87,44 @@ impl_socket!(TcpStream);
 #[cfg(unix)]
 impl_socket!(tokio::net::UnixStream);
 
+/// Serves one accepted TCP connection: over TLS when the server terminates
+/// it (the TLS handshake must end by `head_deadline`, like the head), in
+/// the clear otherwise.
+pub(crate) async fn accept(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    head_deadline: Instant,
+) {
+    let Some(tls) = &shared.tls else {
+        return serve(stream, peer, shared, shutdown, head_deadline).await;
+    };
+    let handshake = tls.acceptor().accept(stream);
+    let result = tokio::select! {
+        r = tokio::time::timeout_at(head_deadline, handshake) => r,
+        _ = shutdown.wait_for(|stop| *stop) => return,
+    };
+    match result {
+        Ok(Ok(stream)) => serve(stream, peer, shared, shutdown, head_deadline).await,
+        Ok(Err(e)) => {
+            shared.base.metrics.tls_failure();
+            ended("TLS handshake failed");
+            tracing::info!(%peer, "TLS handshake failed: {e}");
+        }
+        Err(_elapsed) => {
+            shared.base.metrics.timeout(Timeout::Head);
+            ended("TLS handshake timeout");
+            tracing::info!(%peer, "timed out in the TLS handshake");
+        }
+    }
+}
+
+/// Records how the connection ended on its span.
+fn ended(how: &str) {
+    tracing::Span::current().record("ended", how);
+}
+
 /// Serves one accepted connection to the end: read the head, let the
 /// component answer it, pump bytes, close. Never panics on anything the
 /// peer or the guest does; logs why the connection ended.
@@ -85,32 +133,75 @@ pub(crate) async fn serve<S: Socket>(
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
+    head_deadline: Instant,
 ) {
     let write_timeout = shared.limits.write_timeout;
-    let head = match read_head(&mut stream, peer, &shared.limits, &mut shutdown).await {
+    let head = match read_head(&mut stream, peer, &shared, head_deadline, &mut shutdown).await {
         Ok(head) => head,
-        Err(Some(refusal)) => return reply_and_close(&mut stream, &refusal, write_timeout).await,
-        Err(None) => return,
+        Err(Some((status, refusal))) => {
+            shared.base.metrics.handshake(NO_ROUTE, status);
+            ended(if status == 408 {
+                "head timeout"
+            } else {
+                "head too large"
+            });
+            return reply_and_close(&mut stream, &refusal, write_timeout).await;
+        }
+        Err(None) => {
+            ended("left before the head");
+            return;
+        }
     };
     if http::is_demo_request(head.bytes()) {
         tracing::debug!(%peer, "serving the demo page");
+        ended("demo page");
         return reply_and_close(&mut stream, &http::demo_response(), write_timeout).await;
     }
-    let Some(mut upgraded) = handshake(&mut stream, peer, &shared, head).await else {
+    let route = match http::request_path(head.bytes()) {
+        Some(path) => shared.routes.find(path),
+        // Unparseable: the default component answers it (400) if there is
+        // one.
+        None => shared.routes.default_route(),
+    };
+    let Some(route) = route.cloned() else {
+        let status = if http::request_path(head.bytes()).is_some() {
+            404
+        } else {
+            400
+        };
+        tracing::debug!(%peer, status, "no route serves the request");
+        shared.base.metrics.handshake(NO_ROUTE, status);
+        ended("no route");
+        let body = if status == 404 {
+            "no component serves this path\n"
+        } else {
+            "bad request\n"
+        };
+        return reply_and_close(&mut stream, &plain(status, body), write_timeout).await;
+    };
+    tracing::Span::current().record("route", route.name());
+    let Some(mut upgraded) = handshake(&mut stream, peer, &shared, head, &route).await else {
         return;
     };
     let end = pump(&mut stream, &mut upgraded, &shared, &mut shutdown).await;
     let Upgraded {
-        mut guest, conn, ..
+        mut guest,
+        conn,
+        runtime,
+        ..
     } = upgraded;
     // The guest is done with this connection: release its instance before
     // the (possibly lingering) close.
     if !guest.failed {
         guest.drop_resource(conn);
     }
-    shared.runtime.recycle(guest);
+    runtime.recycle(guest);
     close(&mut stream, peer, &shared, end).await;
 }
+
+/// The `route` label of handshakes the host answered before choosing a
+/// route.
+const NO_ROUTE: &str = "none";
 
 /// A complete request head: everything read so far, and where the head ends
 /// (bytes after it are the client's first frames).
@@ -125,22 +216,23 @@ impl Head {
     }
 }
 
-/// Reads until the request head is complete. On failure, the response to
-/// send (431, 408), or `None` when the peer left or the server is shutting
-/// down and nothing should be written.
+/// Reads until the request head is complete. On failure, the status and
+/// response to send (431, 408), or `None` when the peer left or the server
+/// is shutting down and nothing should be written.
 async fn read_head<S: Socket>(
     stream: &mut S,
     peer: SocketAddr,
-    limits: &crate::Limits,
+    shared: &Shared,
+    deadline: Instant,
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<Head, Option<Vec<u8>>> {
+) -> Result<Head, Option<(u16, Vec<u8>)>> {
+    let limits = &shared.limits;
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut scanned = 0;
-    let deadline = Instant::now() + limits.head_timeout;
     loop {
         if buf.len() > limits.max_head_bytes {
             tracing::debug!(%peer, bytes = buf.len(), "request head too large");
-            return Err(Some(plain(431, "request header fields too large\n")));
+            return Err(Some((431, plain(431, "request header fields too large\n"))));
         }
         let room = limits.max_head_bytes + 1 - buf.len();
         let mut chunk = [0u8; 4096];
@@ -152,7 +244,11 @@ async fn read_head<S: Socket>(
         match read {
             Err(_elapsed) => {
                 tracing::info!(%peer, bytes = buf.len(), "timed out waiting for the request head");
-                return Err(Some(plain(408, "timed out waiting for the request head\n")));
+                shared.base.metrics.timeout(Timeout::Head);
+                return Err(Some((
+                    408,
+                    plain(408, "timed out waiting for the request head\n"),
+                )));
             }
             Ok(Ok(0)) => {
                 tracing::debug!(%peer, bytes = buf.len(), "peer closed before sending a complete head");
@@ -171,9 +267,12 @@ async fn read_head<S: Socket>(
     }
 }
 
-/// An upgraded connection: its instance, its `connection` resource and the
-/// answer to the first call on it.
+/// An upgraded connection: its component, instance, `connection` resource
+/// and the answer to the first call on it.
 struct Upgraded {
+    /// The component version the connection started on (it keeps it
+    /// across reloads).
+    runtime: Arc<Runtime>,
     guest: Guest,
     conn: ResourceAny,
     first: Option<Result<Transmit, GuestError>>,
@@ -187,24 +286,30 @@ async fn handshake<S: Socket>(
     peer: SocketAddr,
     shared: &Shared,
     head: Head,
+    route: &Route,
 ) -> Option<Upgraded> {
     let write_timeout = shared.limits.write_timeout;
-    let budget = &shared.runtime.budget;
+    let metrics = &shared.base.metrics;
+    let budget = &shared.base.budget;
     if !budget.admit() {
         tracing::debug!(%peer, "memory budget: refusing a new connection with 503");
+        metrics.handshake(route.name(), 503);
+        ended("overloaded");
         reply_and_close(stream, &plain(503, OVERLOADED), write_timeout).await;
         return None;
     }
-    let mut guest = match shared.runtime.instantiate(peer) {
+    let runtime = route.current();
+    let mut guest = match runtime.instantiate(peer) {
         Ok(guest) => guest,
         Err(e) => {
+            metrics.handshake(route.name(), e.kind.status());
             refuse(stream, peer, shared, e).await;
             return None;
         }
     };
     let transport = Transport {
         peer: Some(socket_address(peer)),
-        tls: false,
+        tls: S::TLS,
     };
     let checked = match guest.handle_head(&head.buf, &transport, shared.now_ms()) {
         Ok(HeadResult::Complete(answer)) => check_answer(answer, head.buf.len()),
@@ -230,23 +335,28 @@ async fn handshake<S: Socket>(
                 guest.drop_resource(conn);
             }
             guest.failed = true;
-            shared.runtime.recycle(guest);
+            runtime.recycle(guest);
+            metrics.handshake(route.name(), e.kind.status());
             refuse(stream, peer, shared, e).await;
             return None;
         }
     };
+    metrics.handshake(route.name(), status);
+    metrics.bytes_out(wire.len());
     let Some(conn) = connection else {
         tracing::debug!(%peer, status, "handshake rejected");
-        shared.runtime.recycle(guest);
+        ended("rejected");
+        runtime.recycle(guest);
         reply_and_close(stream, &wire, write_timeout).await;
         return None;
     };
 
     if let Err(e) = write_all(stream, &wire, write_timeout).await {
         tracing::debug!(%peer, "writing the 101 response failed: {e}");
+        ended("lost during the handshake");
         let _ = guest.disconnected(conn, shared.now_ms());
         guest.drop_resource(conn);
-        shared.runtime.recycle(guest);
+        runtime.recycle(guest);
         return None;
     }
     tracing::debug!(%peer, "connection upgraded");
@@ -259,6 +369,7 @@ async fn handshake<S: Socket>(
         guest.tick(conn, shared.now_ms())
     };
     Some(Upgraded {
+        runtime,
         guest,
         conn,
         first: Some(first),
@@ -306,6 +417,7 @@ async fn close<S: Socket>(stream: &mut S, peer: SocketAddr, shared: &Shared, end
     let write_timeout = shared.limits.write_timeout;
     match end {
         End::Closed(ending) => {
+            ended(ending_name(&ending));
             tracing::debug!(%peer, ending = ending_name(&ending), "connection closed");
             match ending {
                 // Both close frames were exchanged: the peer sends nothing
@@ -322,14 +434,25 @@ async fn close<S: Socket>(stream: &mut S, peer: SocketAddr, shared: &Shared, end
             }
         }
         End::Guest(e) => {
+            ended("guest failed");
             record_failure(peer, shared, &e);
             let code = e.kind.close_code();
             reply_and_close(stream, &close_frame(code), write_timeout).await;
         }
-        End::Io(e) => tracing::debug!(%peer, "socket error: {e}"),
+        End::Io(e) => {
+            if e.kind() == io::ErrorKind::TimedOut {
+                shared.base.metrics.timeout(Timeout::Write);
+                ended("write timeout");
+                tracing::info!(%peer, "{e}");
+            } else {
+                ended("socket closed");
+                tracing::debug!(%peer, "socket error: {e}");
+            }
+        }
         // The instance (and the memory it held) is gone already. Try to say
         // why without waiting: a peer that does not read gets no more time.
         End::Shed { mid_frame } => {
+            ended("shed (1013)");
             tracing::debug!(%peer, mid_frame, "memory budget: connection shed with 1013");
             // A close frame after part of another would be garbage.
             if !mid_frame {
@@ -339,6 +462,7 @@ async fn close<S: Socket>(stream: &mut S, peer: SocketAddr, shared: &Shared, end
         }
         // Same as a shed: the peer is not reading, so it gets no more time.
         End::SlowConsumer { mid_frame } => {
+            ended("slow consumer (1008)");
             tracing::info!(%peer, mid_frame, "pub/sub: slow consumer closed with 1008");
             if !mid_frame {
                 let _ = try_write_all(stream, &close_frame(CloseCode::POLICY_VIOLATION));
@@ -439,7 +563,9 @@ async fn pump<S: Socket>(
     shared: &Shared,
     shutdown: &mut watch::Receiver<bool>,
 ) -> End {
-    let Upgraded { guest, conn, first } = upgraded;
+    let Upgraded {
+        guest, conn, first, ..
+    } = upgraded;
     let conn = *conn;
     let write_timeout = shared.limits.write_timeout;
     // Completes when the memory budget sheds this connection. Polled only
@@ -485,7 +611,7 @@ async fn pump<S: Socket>(
                     mailbox: &mailbox,
                 };
                 match write_transmit(stream, &transmit.bytes, write_timeout, watch).await {
-                    Ok(()) => {}
+                    Ok(()) => shared.base.metrics.bytes_out(transmit.bytes.len()),
                     Err(Written::Shed) => return shed_now(guest, conn, shared, true),
                     Err(Written::SlowConsumer) => return slow_consumer(guest, conn, shared, true),
                     Err(Written::Failed(e)) => {
@@ -529,7 +655,10 @@ async fn pump<S: Socket>(
                     let mut scratch = scratch.borrow_mut();
                     match stream.try_read(&mut scratch) {
                         Ok(0) => Some(Err(io::Error::from(io::ErrorKind::UnexpectedEof))),
-                        Ok(n) => Some(Ok((n == READ_CHUNK, guest.receive(conn, &scratch[..n], now)))),
+                        Ok(n) => {
+                            shared.base.metrics.bytes_in(n);
+                            Some(Ok((n == READ_CHUNK, guest.receive(conn, &scratch[..n], now))))
+                        }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
                         Err(e) => Some(Err(e)),
                     }
@@ -674,7 +803,7 @@ where
     F: Future<Output = ()>,
 {
     let off = try_write_all(stream, bytes).map_err(Written::Failed)?;
-    if off == bytes.len() {
+    if off == bytes.len() && !stream.has_pending_output() {
         return Ok(());
     }
     let _held = watch.account.hold(bytes.len() - off);
@@ -705,7 +834,7 @@ where
 
 /// Writes as much of `bytes` as the socket takes without waiting; returns
 /// how much that was.
-fn try_write_all<S: Socket>(stream: &S, bytes: &[u8]) -> io::Result<usize> {
+fn try_write_all<S: Socket>(stream: &mut S, bytes: &[u8]) -> io::Result<usize> {
     let mut off = 0;
     while off < bytes.len() {
         match stream.try_write(&bytes[off..]) {
@@ -718,9 +847,13 @@ fn try_write_all<S: Socket>(stream: &S, bytes: &[u8]) -> io::Result<usize> {
     Ok(off)
 }
 
-/// Writes `bytes` completely, giving up after `timeout` without progress.
+/// Writes `bytes` completely and flushes, giving up after `timeout`.
 async fn write_rest<S: Socket>(stream: &mut S, bytes: &[u8], timeout: Duration) -> io::Result<()> {
-    match tokio::time::timeout(timeout, stream.write_all(bytes)).await {
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(timeout, write).await {
         Ok(result) => result,
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
@@ -733,7 +866,7 @@ async fn write_rest<S: Socket>(stream: &mut S, bytes: &[u8], timeout: Duration) 
 async fn write_all<S: Socket>(stream: &mut S, bytes: &[u8], timeout: Duration) -> io::Result<()> {
     // Fast path: the kernel buffer usually takes everything at once.
     let off = try_write_all(stream, bytes)?;
-    if off == bytes.len() {
+    if off == bytes.len() && !stream.has_pending_output() {
         return Ok(());
     }
     write_rest(stream, &bytes[off..], timeout).await

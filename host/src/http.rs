@@ -43,6 +43,29 @@ pub(crate) fn is_demo_request(head: &[u8]) -> bool {
             .any(|h| h.name.eq_ignore_ascii_case("upgrade"))
 }
 
+/// The path of the request target in `head`, without the query, as the
+/// client sent it (not percent-decoded), for choosing a route. An
+/// absolute-form target (`http://host/path`) gives its path. `None` when
+/// the head does not parse as an HTTP/1.x request; the component answers
+/// those with the reason.
+pub(crate) fn request_path(head: &[u8]) -> Option<&str> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    // Only the request line matters here: too many headers is for the
+    // component to judge.
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => {}
+        _ => return None,
+    }
+    let target = req.path?;
+    let target = match target.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => target,
+    };
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    path.starts_with('/').then_some(path)
+}
+
 /// The demo page as a complete HTTP response.
 pub(crate) fn demo_response() -> Vec<u8> {
     let body = DEMO_PAGE;
@@ -82,6 +105,21 @@ mod tests {
                 "split {split}"
             );
         }
+    }
+
+    #[test]
+    fn request_paths_for_routing() {
+        assert_eq!(
+            request_path(b"GET /chat/a?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some("/chat/a")
+        );
+        assert_eq!(
+            request_path(b"GET http://h:1/r/b?q HTTP/1.1\r\n\r\n"),
+            Some("/r/b")
+        );
+        assert_eq!(request_path(b"GET http://h HTTP/1.1\r\n\r\n"), Some("/"));
+        assert_eq!(request_path(b"GET * HTTP/1.1\r\n\r\n"), None);
+        assert_eq!(request_path(b"garbage\r\n\r\n"), None);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! guest calls, each with a fresh CPU deadline, and how they fail.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
 
 use wasmtime::Store;
 use wasmtime::component::{Func, ResourceAny, TypedFunc};
@@ -10,6 +12,7 @@ use crate::bindings::{
     DeliveryExport, HandleHeadParams, HeadResult, Message, RequestExport, Transmit, Transport,
 };
 use crate::error::{FailureKind, GuestError};
+use crate::metrics::{Export, Metrics};
 use crate::runtime::ConnData;
 
 /// One instance of the component with its store.
@@ -22,6 +25,8 @@ pub(crate) struct Guest {
     /// checked against [`HeadResult`].
     handle_head: Func,
     deadline_ticks: u64,
+    /// Where each call's duration is recorded.
+    metrics: Arc<Metrics>,
     /// Connections this instance has been handed to, the current one included.
     pub(crate) served: u32,
     /// A call failed: the instance must not be used again.
@@ -61,6 +66,7 @@ impl Guest {
         delivery: Option<DeliveryExport>,
         handle_head: Func,
         deadline_ticks: u64,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Guest {
             store,
@@ -68,6 +74,7 @@ impl Guest {
             delivery,
             handle_head,
             deadline_ticks,
+            metrics,
             served: 1,
             failed: false,
         }
@@ -78,15 +85,18 @@ impl Guest {
         self.handle_head
     }
 
-    /// Runs one call with a fresh CPU deadline; a failure marks the
-    /// instance as not reusable.
+    /// Runs one call of `export` with a fresh CPU deadline, recording how
+    /// long it took; a failure marks the instance as not reusable.
     fn call<R>(
         &mut self,
+        export: Export,
         f: impl FnOnce(&RequestExport, &mut Store<ConnData>) -> wasmtime::Result<R>,
     ) -> Result<R, GuestError> {
         self.store.set_epoch_deadline(self.deadline_ticks);
         let request = &self.request;
+        let started = Instant::now();
         let result = guarded(&mut self.store, |store| f(request, store));
+        self.metrics.guest_call(export, started.elapsed());
         self.failed |= result.is_err();
         result
     }
@@ -105,7 +115,9 @@ impl Guest {
         let func = unsafe {
             TypedFunc::<HandleHeadParams<'_>, (HeadResult,)>::new_unchecked(self.handle_head)
         };
-        self.call(|_, store| func.call(store, (head, transport, now)).map(|(r,)| r))
+        self.call(Export::HandleHead, |_, store| {
+            func.call(store, (head, transport, now)).map(|(r,)| r)
+        })
     }
 
     /// Calls `connection.receive`.
@@ -115,12 +127,16 @@ impl Guest {
         data: &[u8],
         now: u64,
     ) -> Result<Transmit, GuestError> {
-        self.call(|b, store| b.connection().call_receive(store, conn, data, now))
+        self.call(Export::Receive, |b, store| {
+            b.connection().call_receive(store, conn, data, now)
+        })
     }
 
     /// Calls `connection.tick`.
     pub(crate) fn tick(&mut self, conn: ResourceAny, now: u64) -> Result<Transmit, GuestError> {
-        self.call(|b, store| b.connection().call_tick(store, conn, now))
+        self.call(Export::Tick, |b, store| {
+            b.connection().call_tick(store, conn, now)
+        })
     }
 
     /// Calls `connection.close`.
@@ -131,7 +147,9 @@ impl Guest {
         reason: &str,
         now: u64,
     ) -> Result<Transmit, GuestError> {
-        self.call(|b, store| b.connection().call_close(store, conn, code, reason, now))
+        self.call(Export::Close, |b, store| {
+            b.connection().call_close(store, conn, code, reason, now)
+        })
     }
 
     /// Calls `connection.disconnected`.
@@ -140,7 +158,9 @@ impl Guest {
         conn: ResourceAny,
         now: u64,
     ) -> Result<Transmit, GuestError> {
-        self.call(|b, store| b.connection().call_disconnected(store, conn, now))
+        self.call(Export::Disconnected, |b, store| {
+            b.connection().call_disconnected(store, conn, now)
+        })
     }
 
     /// Calls `delivery.deliver`, for a publication to a `handler`
@@ -158,13 +178,15 @@ impl Guest {
                 "a handler delivery for a component without the delivery export",
             ));
         };
-        self.call(|_, store| delivery.call_deliver(store, conn, topic, message, now))
+        self.call(Export::Deliver, |_, store| {
+            delivery.call_deliver(store, conn, topic, message, now)
+        })
     }
 
     /// Drops a resource the guest handed out (runs its destructor in the
     /// guest). A failure is logged and keeps the instance from being reused.
     pub(crate) fn drop_resource(&mut self, conn: ResourceAny) {
-        if let Err(e) = self.call(|_, store| conn.resource_drop(store)) {
+        if let Err(e) = self.call(Export::Drop, |_, store| conn.resource_drop(store)) {
             tracing::debug!(kind = %e.kind, "dropping the connection resource failed: {e}");
         }
     }
@@ -176,7 +198,9 @@ impl Guest {
         request: &crate::bindings::tests_only::Request,
         now: u64,
     ) -> Result<crate::bindings::tests_only::Handshake, GuestError> {
-        self.call(|b, store| b.call_handle_request(store, request, now))
+        self.call(Export::HandleHead, |b, store| {
+            b.call_handle_request(store, request, now)
+        })
     }
 }
 

@@ -35,9 +35,12 @@ mod http;
 mod instance;
 #[doc(hidden)]
 pub mod measure;
+mod metrics;
 mod pubsub;
+mod routes;
 mod runtime;
 mod stdio;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -47,6 +50,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use routes::Source;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::Instrument as _;
@@ -55,6 +59,7 @@ pub use budget::{ADMIT_PERCENT, SHED_PERCENT, default_budget};
 pub use error::FailureKind;
 pub use pubsub::PubSubLimits;
 pub use pubsub::nats::{KIND_HEADER, SUBJECT_PREFIX};
+pub use routes::Reloaded;
 pub use runtime::{EPOCH_TICK, REUSE_MAX_IDLE, REUSE_MAX_MEMORY};
 
 // The embedding guide's examples are compiled and run as doc tests.
@@ -130,7 +135,14 @@ impl Default for Limits {
 
 /// State shared by the accept loop and every connection.
 pub(crate) struct Shared {
-    runtime: runtime::Runtime,
+    /// The engine and what every component shares.
+    base: Arc<runtime::Base>,
+    /// The components, by path.
+    routes: routes::Routes,
+    /// TLS, when the server terminates it.
+    tls: Option<tls::Tls>,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
     limits: Limits,
     clock: tokio::time::Instant,
     /// Failed guest calls, by [`FailureKind::index`].
@@ -151,15 +163,12 @@ impl Shared {
     }
 }
 
-enum Source {
-    Bundled,
-    Bytes(Vec<u8>),
-    File(PathBuf),
-}
-
 /// Configures and binds a [`Server`].
 pub struct ServerBuilder {
     source: Source,
+    routes: Vec<(String, Source)>,
+    no_default_route: bool,
+    tls: Option<(PathBuf, PathBuf)>,
     listen: SocketAddr,
     listener: Option<std::net::TcpListener>,
     limits: Limits,
@@ -171,15 +180,53 @@ pub struct ServerBuilder {
 }
 
 impl ServerBuilder {
-    /// Serves the component in `bytes` (a `wasm32-wasip2` component).
+    /// Serves the component in `bytes` (a `wasm32-wasip2` component) on
+    /// the default route.
     pub fn component_bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
-        self.source = Source::Bytes(bytes.into());
+        self.source = Source::Bytes(bytes.into().into());
         self
     }
 
-    /// Serves the component in the file at `path`.
+    /// Serves the component in the file at `path` on the default route
+    /// (reloaded by [`Reloader::reload`]).
     pub fn component_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.source = Source::File(path.into());
+        self
+    }
+
+    /// Serves paths under `prefix` with the component in the file at
+    /// `path`: a path equal to `prefix` or continuing it with `/`; the
+    /// longest matching prefix wins, then the default route. `prefix` must
+    /// start with `/` (a trailing `/` is ignored); [`bind`](Self::bind)
+    /// fails on a bad or repeated one. Routes naming the same file share
+    /// one compilation, and [`Reloader::reload`] reads the file again.
+    pub fn route(mut self, prefix: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        self.routes.push((prefix.into(), Source::File(path.into())));
+        self
+    }
+
+    /// Like [`route`](Self::route), with the component's bytes (not
+    /// reloadable).
+    pub fn route_bytes(mut self, prefix: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Self {
+        self.routes
+            .push((prefix.into(), Source::Bytes(bytes.into().into())));
+        self
+    }
+
+    /// No default route: a path no [`route`](Self::route) serves gets `404`
+    /// from the host, without an instance.
+    pub fn no_default_route(mut self) -> Self {
+        self.no_default_route = true;
+        self
+    }
+
+    /// Terminates TLS (`wss://`) with the PEM certificate chain in `cert`
+    /// and the PEM private key in `key`. [`bind`](Self::bind) fails when
+    /// either cannot be read or they do not belong together;
+    /// [`Reloader::reload`] reads them again. The TLS handshake counts
+    /// against [`Limits::head_timeout`].
+    pub fn tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = Some((cert.into(), key.into()));
         self
     }
 
@@ -242,24 +289,38 @@ impl ServerBuilder {
         self
     }
 
-    /// Compiles the component and binds the listening socket. Must be called
-    /// inside a tokio runtime.
+    /// Compiles the components, loads the TLS certificate and binds the
+    /// listening socket. Must be called inside a tokio runtime.
     pub async fn bind(self) -> anyhow::Result<Server> {
-        let wasm = match self.source {
-            Source::Bundled => ECHO_COMPONENT.to_vec(),
-            Source::Bytes(bytes) => bytes,
-            Source::File(path) => std::fs::read(&path)
-                .with_context(|| format!("reading component {}", path.display()))?,
-        };
         let limits = self.limits;
         let env = self.env;
         let broker = Arc::new(pubsub::Broker::new(self.pubsub));
-        let runtime = {
+        let mut prefixed = Vec::with_capacity(self.routes.len());
+        for (prefix, source) in self.routes {
+            let prefix = routes::normalise_prefix(&prefix)
+                .map_err(|e| anyhow::anyhow!("route {prefix}: {e}"))?;
+            prefixed.push((prefix, source));
+        }
+        let default = (!self.no_default_route).then_some(self.source);
+        if prefixed.is_empty() && default.is_none() {
+            anyhow::bail!(
+                "no component to serve: without a default route, give at least one route"
+            );
+        }
+        let tls = match &self.tls {
+            Some((cert, key)) => Some(tls::Tls::load(cert, key)?),
+            None => None,
+        };
+        let (base, routes) = {
             let limits = limits.clone();
             let broker = broker.clone();
-            tokio::task::spawn_blocking(move || runtime::Runtime::new(&wasm, &limits, env, broker))
-                .await
-                .context("compiling the component")??
+            tokio::task::spawn_blocking(move || {
+                let base = runtime::Base::new(&limits, env, broker)?;
+                let routes = routes::Routes::compile(&base, prefixed, default)?;
+                anyhow::Ok((base, routes))
+            })
+            .await
+            .context("compiling the components")??
         };
         if let Some(url) = &self.broker {
             pubsub::nats::start(url, &broker).await?;
@@ -292,12 +353,69 @@ impl ServerBuilder {
             admin,
             live: Arc::new(AtomicUsize::new(0)),
             shared: Arc::new(Shared {
-                runtime,
+                base,
+                routes,
+                tls,
+                reloading: tokio::sync::Mutex::new(()),
                 limits,
                 clock: tokio::time::Instant::now(),
                 failures: Arc::default(),
             }),
         })
+    }
+}
+
+/// Reloads a running [`Server`]'s component files and TLS certificate
+/// (SIGHUP and `POST /reload` in the `ws-edge` binary). Stays valid after
+/// the server is moved into [`Server::run`].
+#[derive(Clone)]
+pub struct Reloader(Arc<Shared>);
+
+impl Reloader {
+    /// Reads and compiles every route's component file again and, with
+    /// TLS, the certificate and key. Each route whose component loads
+    /// serves new connections with the new version; open connections
+    /// finish on the instance they have. One that fails to load, link or
+    /// type-check is refused with a log line, and its previous version
+    /// keeps serving. Returns one outcome per file-backed route, plus one
+    /// named `tls` with TLS. Reloads run one at a time.
+    pub async fn reload(&self) -> Vec<Reloaded> {
+        let shared = self.0.clone();
+        let _one = shared.reloading.lock().await;
+        let work = shared.clone();
+        let outcomes = tokio::task::spawn_blocking(move || {
+            let mut outcomes = work.routes.reload(&work.base);
+            if let Some(tls) = &work.tls {
+                let outcome = match tls.reload() {
+                    Ok(()) => {
+                        tracing::info!("reloaded the TLS certificate and key");
+                        Ok(0)
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            "TLS reload refused, the previous certificate keeps serving: {e:#}"
+                        );
+                        Err(format!("{e:#}"))
+                    }
+                };
+                outcomes.push(Reloaded {
+                    route: "tls".into(),
+                    outcome,
+                });
+            }
+            outcomes
+        })
+        .await
+        .unwrap_or_else(|e| {
+            vec![Reloaded {
+                route: "reload".into(),
+                outcome: Err(format!("the reload task failed: {e}")),
+            }]
+        });
+        for outcome in &outcomes {
+            shared.base.metrics.reload(outcome.outcome.is_ok());
+        }
+        outcomes
     }
 }
 
@@ -317,10 +435,7 @@ pub struct Server {
 #[derive(Clone)]
 pub struct Monitor {
     live: Arc<AtomicUsize>,
-    instantiated: Arc<AtomicU64>,
-    failures: Arc<[AtomicU64; FailureKind::ALL.len()]>,
-    budget: Arc<budget::Budget>,
-    broker: Arc<pubsub::Broker>,
+    shared: Arc<Shared>,
 }
 
 impl Monitor {
@@ -330,61 +445,87 @@ impl Monitor {
     }
 
     /// Component instances created so far: one per connection that reached
-    /// the component, fewer with [`Limits::instance_reuse`].
+    /// a component, fewer with [`Limits::instance_reuse`].
     pub fn instances_created(&self) -> u64 {
-        self.instantiated.load(Ordering::Relaxed)
+        self.shared.base.instantiated.load(Ordering::Relaxed)
+    }
+
+    /// Component instances that exist now: serving a connection, or idle
+    /// ([`Limits::instance_reuse`]).
+    pub fn instances_alive(&self) -> u64 {
+        self.shared.base.alive.load(Ordering::Relaxed)
+    }
+
+    /// Idle instances waiting for a connection, over the routes' current
+    /// components ([`Limits::instance_reuse`]).
+    pub fn instances_idle(&self) -> usize {
+        self.shared
+            .routes
+            .all()
+            .map(|r| r.current().idle_instances())
+            .sum()
     }
 
     /// Bytes counted against [`Limits::memory_budget`] now.
     pub fn memory_used(&self) -> usize {
-        self.budget.used()
+        self.shared.base.budget.used()
     }
 
     /// Connections refused with `503` because the memory budget was above
     /// [`ADMIT_PERCENT`].
     pub fn overload_refused(&self) -> u64 {
-        self.budget.refused.load(Ordering::Relaxed)
+        self.shared.base.budget.refused.load(Ordering::Relaxed)
     }
 
     /// Connections closed with `1013` to bring memory back under
     /// [`SHED_PERCENT`] of the budget.
     pub fn overload_shed(&self) -> u64 {
-        self.budget.shed.load(Ordering::Relaxed)
+        self.shared.base.budget.shed.load(Ordering::Relaxed)
     }
 
     /// Guest failures of `kind` so far (each also logged with its kind).
     pub fn guest_failures(&self, kind: FailureKind) -> u64 {
-        self.failures[kind.index()].load(Ordering::Relaxed)
+        self.shared.failures[kind.index()].load(Ordering::Relaxed)
+    }
+
+    fn broker(&self) -> &pubsub::Broker {
+        &self.shared.base.broker
     }
 
     /// Publications accepted by the publish/subscribe service (from
     /// components, the admin endpoint and the broker).
     pub fn publications(&self) -> u64 {
-        self.broker.stats.published.load(Ordering::Relaxed)
+        self.broker().stats.published.load(Ordering::Relaxed)
     }
 
     /// Publications queued for a local subscriber.
     pub fn deliveries_queued(&self) -> u64 {
-        self.broker.stats.queued.load(Ordering::Relaxed)
+        self.broker().stats.queued.load(Ordering::Relaxed)
     }
 
     /// Connections closed with `1008` because their publication queue
     /// overflowed.
     pub fn slow_consumers(&self) -> u64 {
-        self.broker.stats.slow_consumers.load(Ordering::Relaxed)
+        self.broker().stats.slow_consumers.load(Ordering::Relaxed)
     }
 
     /// Publications that could not cross to other hosts (broker
     /// unreachable or the bridge's queue full).
     pub fn bridge_dropped(&self) -> u64 {
-        self.broker.stats.bridge_dropped.load(Ordering::Relaxed)
+        self.broker().stats.bridge_dropped.load(Ordering::Relaxed)
     }
 
     /// Whether the NATS bridge is connected now (`None` without one).
     pub fn broker_connected(&self) -> Option<bool> {
-        self.broker
+        let broker = self.broker();
+        broker
             .bridged()
-            .then(|| self.broker.stats.bridge_connected.load(Ordering::Relaxed))
+            .then(|| broker.stats.bridge_connected.load(Ordering::Relaxed))
+    }
+
+    /// The host's own metrics, for `/metrics`.
+    pub(crate) fn metrics(&self) -> &metrics::Metrics {
+        &self.shared.base.metrics
     }
 }
 
@@ -402,6 +543,9 @@ impl Server {
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
             source: Source::Bundled,
+            routes: Vec::new(),
+            no_default_route: false,
+            tls: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             listener: None,
             limits: Limits::default(),
@@ -427,11 +571,18 @@ impl Server {
     pub fn monitor(&self) -> Monitor {
         Monitor {
             live: self.live.clone(),
-            instantiated: self.shared.runtime.instantiated.clone(),
-            failures: self.shared.failures.clone(),
-            budget: self.shared.runtime.budget.clone(),
-            broker: self.shared.runtime.broker.clone(),
+            shared: self.shared.clone(),
         }
+    }
+
+    /// A handle that reloads the server's components and certificate.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.shared.clone())
+    }
+
+    /// Whether the server terminates TLS (`wss://`).
+    pub fn is_tls(&self) -> bool {
+        self.shared.tls.is_some()
     }
 
     /// Serves one already-connected Unix stream exactly as an accepted TCP
@@ -452,8 +603,9 @@ impl Server {
         let shared = self.shared.clone();
         // Kept alive for the connection: a dropped sender reads as shutdown.
         let (stop_tx, stop_rx) = watch::channel(false);
+        let deadline = tokio::time::Instant::now() + self.shared.limits.head_timeout;
         async move {
-            conn::serve(stream, peer, shared, stop_rx).await;
+            conn::serve(stream, peer, shared, stop_rx, deadline).await;
             drop(stop_tx);
             drop(guard);
         }
@@ -468,13 +620,15 @@ impl Server {
         // of them have finished.
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         let permits = Arc::new(Semaphore::new(self.shared.limits.max_connections.max(1)));
-        let shedder = tokio::spawn(self.shared.runtime.budget.clone().shedder());
+        let shedder = tokio::spawn(self.shared.base.budget.clone().shedder());
         let monitor = self.monitor();
+        let reloader = self.reloader();
         let admin = self.admin.map(|(_, listener, token)| {
             let admin = Arc::new(admin::Admin {
-                broker: self.shared.runtime.broker.clone(),
+                broker: self.shared.base.broker.clone(),
                 token,
                 monitor,
+                reloader,
             });
             tokio::spawn(admin::serve(listener, admin, stop_rx.clone()))
         });
@@ -507,11 +661,20 @@ impl Server {
             let stop = stop_rx.clone();
             let done = done_tx.clone();
             next_id += 1;
-            // Every log line of the connection carries its id and peer.
-            let span = tracing::info_span!("conn", id = next_id, %peer);
+            // Every log line of the connection carries its id and peer, and
+            // from the head on its route; the last says how it ended.
+            let span = tracing::info_span!(
+                "conn",
+                id = next_id,
+                %peer,
+                route = tracing::field::Empty,
+                ended = tracing::field::Empty
+            );
+            // The TLS handshake and the request head share the head timeout.
+            let deadline = tokio::time::Instant::now() + shared.limits.head_timeout;
             tokio::spawn(
                 async move {
-                    conn::serve(stream, peer, shared, stop).await;
+                    conn::accept(stream, peer, shared, stop, deadline).await;
                     drop(permit);
                     drop(guard);
                     drop(done);

@@ -21,18 +21,39 @@ struct Cli {
 enum Command {
     /// Serve WebSocket connections with a component.
     ///
-    /// Prints `listening on ws://ADDR` once bound. A plain `GET /` without
-    /// `Upgrade` returns a small demo page. Logs go to stderr; set RUST_LOG
-    /// (e.g. RUST_LOG=ws_edge_host=debug) for more. SIGINT/SIGTERM close open
-    /// connections with 1001 and exit.
+    /// Prints `listening on ws://ADDR` (or wss://) once bound. A plain
+    /// `GET /` without `Upgrade` returns a small demo page. Logs go to
+    /// stderr; set RUST_LOG (e.g. RUST_LOG=ws_edge_host=debug) for more.
+    /// SIGHUP reloads the component files and the TLS certificate;
+    /// SIGINT/SIGTERM close open connections with 1001 and exit.
     Serve(Serve),
 }
 
 #[derive(clap::Args)]
 struct Serve {
-    /// The component (.wasm) exporting ws-edge:websocket/websocket-request@0.2.0.
-    /// Default: the bundled echo component.
+    /// The component (.wasm) exporting ws-edge:websocket/websocket-request@0.2.0,
+    /// serving every path no --route serves. Default: the bundled echo
+    /// component.
     component: Option<PathBuf>,
+
+    /// Serves paths under PATH with COMPONENT (repeatable): PATH itself and
+    /// PATH/...; the longest matching PATH wins, then the positional
+    /// component. SIGHUP and POST /reload read the files again.
+    #[arg(long = "route", value_name = "PATH=COMPONENT", value_parser = parse_route)]
+    routes: Vec<(String, PathBuf)>,
+
+    /// Serve only the --route paths: any other path gets 404 from the host.
+    #[arg(long)]
+    no_default_route: bool,
+
+    /// PEM certificate chain: serve wss:// (needs --tls-key). Read again on
+    /// SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080", env = "WS_EDGE_LISTEN")]
@@ -102,8 +123,8 @@ struct Serve {
     #[arg(long, value_name = "URL", env = "WS_EDGE_BROKER")]
     broker: Option<String>,
 
-    /// Serve the admin endpoints (POST /publish?topic=T, GET /healthz) on
-    /// this address. Off by default.
+    /// Serve the admin endpoints (GET /healthz, /readyz, /metrics; POST
+    /// /publish?topic=T, /reload) on this address. Off by default.
     #[arg(long, value_name = "ADDR")]
     admin_listen: Option<SocketAddr>,
 
@@ -147,6 +168,17 @@ struct Serve {
 enum LogFormat {
     Text,
     Json,
+}
+
+fn parse_route(arg: &str) -> Result<(String, PathBuf), String> {
+    match arg.split_once('=') {
+        Some((path, file)) if path.starts_with('/') && !file.is_empty() => {
+            Ok((path.to_owned(), PathBuf::from(file)))
+        }
+        _ => Err(format!(
+            "expected PATH=COMPONENT with PATH starting with '/', got {arg:?}"
+        )),
+    }
 }
 
 fn parse_env(arg: &str) -> Result<(String, String), String> {
@@ -229,19 +261,37 @@ fn main() -> anyhow::Result<()> {
         if let Some(path) = &args.component {
             builder = builder.component_file(path);
         }
+        for (prefix, file) in &args.routes {
+            builder = builder.route(prefix, file);
+        }
+        if args.no_default_route {
+            builder = builder.no_default_route();
+        }
+        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+            builder = builder.tls(cert, key);
+        }
         let server = builder.bind().await?;
+        let reloader = server.reloader();
+        tokio::spawn(reload_on_sighup(reloader));
         {
             let mut out = std::io::stdout().lock();
-            writeln!(out, "listening on ws://{}", server.local_addr())?;
+            let scheme = if server.is_tls() { "wss" } else { "ws" };
+            writeln!(out, "listening on {scheme}://{}", server.local_addr())?;
             if let Some(admin) = server.admin_addr() {
                 writeln!(out, "admin on http://{admin}")?;
             }
             out.flush()?;
         }
-        tracing::info!(
-            component = %args.component.as_ref().map_or("bundled echo".into(), |p| p.display().to_string()),
-            "serving"
-        );
+        for (prefix, file) in &args.routes {
+            tracing::info!(route = %prefix, component = %file.display(), "serving");
+        }
+        if !args.no_default_route {
+            tracing::info!(
+                route = "default",
+                component = %args.component.as_ref().map_or("bundled echo".into(), |p| p.display().to_string()),
+                "serving"
+            );
+        }
         server.run(shutdown_signal()).await
     })
 }
@@ -261,6 +311,24 @@ fn raise_open_files_limit() {
             );
         }
         Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+    }
+}
+
+/// Reloads the components and the TLS certificate on every SIGHUP.
+async fn reload_on_sighup(reloader: ws_edge_host::Reloader) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGHUP, reload only with POST /reload: {e}");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP received: reloading");
+        let outcomes = reloader.reload().await;
+        let refused = outcomes.iter().filter(|r| r.outcome.is_err()).count();
+        tracing::info!(reloaded = outcomes.len() - refused, refused, "reload done");
     }
 }
 

@@ -36,6 +36,7 @@ use crate::bindings::{
 use crate::budget::{Budget, Lease};
 use crate::error::{FailureKind, GuestError};
 use crate::instance::{Guest, guarded};
+use crate::metrics::Metrics;
 use crate::pubsub::{Broker, Mode, PubSubError, Session};
 use crate::stdio::{GuestLog, PeerLabel, Which};
 
@@ -72,6 +73,24 @@ pub(crate) struct ConnData {
     label: PeerLabel,
     /// The instance's part in the publish/subscribe service.
     pub(crate) session: Session,
+    /// Counts the instance as alive until its store is dropped.
+    _alive: Alive,
+}
+
+/// One alive instance in [`Base::alive`].
+struct Alive(Arc<AtomicU64>);
+
+impl Alive {
+    fn new(count: &Arc<AtomicU64>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl ConnData {
@@ -186,14 +205,12 @@ impl WasiView for ConnData {
     }
 }
 
-/// The engine, the compiled component and its pre-instantiated bindings,
-/// shared by every connection.
-pub(crate) struct Runtime {
+/// What every component of a server shares: the engine with its pooling
+/// allocator and epoch thread, the linker, the memory budget, the
+/// publish/subscribe service and the instance counters.
+pub(crate) struct Base {
     engine: Engine,
-    pre: InstancePre<ConnData>,
-    request: RequestIndices,
-    /// `delivery`, when the component exports it.
-    delivery: Option<DeliveryIndices>,
+    linker: Linker<ConnData>,
     /// The publish/subscribe service the instances import.
     pub(crate) broker: Arc<Broker>,
     memory_limit: usize,
@@ -201,26 +218,26 @@ pub(crate) struct Runtime {
     ticker_stop: Arc<AtomicBool>,
     /// Connections one instance may serve ([`Limits::instance_reuse`]).
     reuse: u32,
-    /// Instances waiting for their next connection (reuse only; at most
-    /// [`REUSE_MAX_IDLE`]).
-    idle: Mutex<Vec<Guest>>,
     /// Instances created so far.
     pub(crate) instantiated: Arc<AtomicU64>,
+    /// Instances alive now (serving or idle).
+    pub(crate) alive: Arc<AtomicU64>,
     /// What all instances together may hold.
     pub(crate) budget: Arc<Budget>,
     /// The environment every instance sees (`wasi:cli/environment`).
     env: Vec<(String, String)>,
+    /// The host's metrics (guest call latencies are recorded per call).
+    pub(crate) metrics: Arc<Metrics>,
 }
 
-impl Runtime {
-    /// Compiles `wasm` (a component) and prepares it for instantiation;
-    /// every instance sees `env` as its environment.
+impl Base {
+    /// The engine, the linker and the epoch thread for `limits`; every
+    /// instance will see `env` as its environment.
     pub(crate) fn new(
-        wasm: &[u8],
         limits: &Limits,
         env: Vec<(String, String)>,
         broker: Arc<Broker>,
-    ) -> anyhow::Result<Self> {
+    ) -> anyhow::Result<Arc<Self>> {
         let reuse = limits.instance_reuse.max(1);
         let idle_cap = if reuse > 1 { REUSE_MAX_IDLE } else { 0 };
         // Idle instances hold pool slots too.
@@ -255,9 +272,6 @@ impl Runtime {
         }
         let engine =
             Engine::new(&config).map_err(|e| anyhow!("creating the wasmtime engine: {e}"))?;
-
-        let component =
-            Component::new(&engine, wasm).map_err(|e| anyhow!("compiling the component: {e:?}"))?;
         let mut linker = Linker::<ConnData>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| anyhow!("adding WASI to the linker: {e}"))?;
@@ -265,17 +279,6 @@ impl Runtime {
             .map_err(|e| anyhow!("adding wasi:io/streams to the linker: {e}"))?;
         pubsub::add_to_linker::<ConnData, HasSelf<ConnData>>(&mut linker, |data| data)
             .map_err(|e| anyhow!("adding ws-edge:websocket/pubsub to the linker: {e}"))?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| anyhow!("linking the component: {e:?}"))?;
-        let request = RequestIndices::new(&pre)
-            .map_err(|e| anyhow!("the component does not export {INTERFACE}: {e:?}"))?;
-        let delivery = DeliveryIndices::new(&pre).ok();
-        tracing::debug!(
-            handler_delivery = delivery.is_some(),
-            "component exports {DELIVERY_INTERFACE}: {}",
-            delivery.is_some()
-        );
 
         let tick_ms = EPOCH_TICK.as_millis().max(1);
         let deadline_ticks = u64::try_from(limits.cpu_deadline.as_millis().div_ceil(tick_ms)).unwrap_or(u64::MAX).max(1)
@@ -298,20 +301,81 @@ impl Runtime {
             })
             .context("spawning the epoch thread")?;
 
-        let runtime = Self {
+        Ok(Arc::new(Self {
             engine,
-            pre,
-            request,
-            delivery,
+            linker,
             broker,
             memory_limit: limits.memory_per_connection,
             deadline_ticks,
             ticker_stop,
             reuse,
-            idle: Mutex::new(Vec::with_capacity(idle_cap)),
             instantiated: Arc::new(AtomicU64::new(0)),
+            alive: Arc::new(AtomicU64::new(0)),
             budget: Arc::new(Budget::new(limits.memory_budget)),
             env,
+            metrics: Arc::default(),
+        }))
+    }
+}
+
+impl Drop for Base {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One compiled component and its pre-instantiated bindings on a [`Base`],
+/// with its idle instances when instance reuse is on. A reload makes a new
+/// one; connections keep the one they started on.
+pub(crate) struct Runtime {
+    base: Arc<Base>,
+    pre: InstancePre<ConnData>,
+    request: RequestIndices,
+    /// `delivery`, when the component exports it.
+    delivery: Option<DeliveryIndices>,
+    /// Instances waiting for their next connection (reuse only; at most
+    /// [`REUSE_MAX_IDLE`]).
+    idle: Mutex<Vec<Guest>>,
+}
+
+impl Runtime {
+    /// Compiles `wasm` (a component) on a base of its own: the whole
+    /// server when it serves one component (and the benchmarks' setup).
+    pub(crate) fn new(
+        wasm: &[u8],
+        limits: &Limits,
+        env: Vec<(String, String)>,
+        broker: Arc<Broker>,
+    ) -> anyhow::Result<Self> {
+        Self::compile(Base::new(limits, env, broker)?, wasm)
+    }
+
+    /// Compiles `wasm` (a component), links it and checks its exports on
+    /// one probe instance. Fails, with the reason, when it is not a
+    /// component, imports something the host does not provide, or does not
+    /// export `websocket-request` with the expected types.
+    pub(crate) fn compile(base: Arc<Base>, wasm: &[u8]) -> anyhow::Result<Self> {
+        let component = Component::new(&base.engine, wasm)
+            .map_err(|e| anyhow!("compiling the component: {e:?}"))?;
+        let pre = base
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow!("linking the component: {e:?}"))?;
+        let request = RequestIndices::new(&pre)
+            .map_err(|e| anyhow!("the component does not export {INTERFACE}: {e:?}"))?;
+        let delivery = DeliveryIndices::new(&pre).ok();
+        tracing::debug!(
+            handler_delivery = delivery.is_some(),
+            "component exports {DELIVERY_INTERFACE}: {}",
+            delivery.is_some()
+        );
+        let idle_cap = if base.reuse > 1 { REUSE_MAX_IDLE } else { 0 };
+        let runtime = Self {
+            base,
+            pre,
+            request,
+            delivery,
+            idle: Mutex::new(Vec::with_capacity(idle_cap)),
         };
         // `handle-head` is called with the host's own result types
         // (`lifted`). Every instance of a component has the same types, so
@@ -327,10 +391,15 @@ impl Runtime {
         Ok(runtime)
     }
 
+    /// Instances of this component waiting for a connection.
+    pub(crate) fn idle_instances(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// An instance for the connection from `peer`: an idle one when instance
     /// reuse is on and one is waiting, else a fresh store and instance.
     pub(crate) fn instantiate(&self, peer: SocketAddr) -> Result<Guest, GuestError> {
-        if self.reuse > 1 {
+        if self.base.reuse > 1 {
             let waiting = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             if let Some(mut guest) = waiting {
                 guest.store.data().label.set(peer);
@@ -343,7 +412,7 @@ impl Runtime {
         let mut guest = self.fresh(peer)?;
         guest.store.data().lease().set_active(true);
         guest.store.data_mut().session.activate();
-        self.instantiated.fetch_add(1, Ordering::Relaxed);
+        self.base.instantiated.fetch_add(1, Ordering::Relaxed);
         Ok(guest)
     }
 
@@ -353,29 +422,30 @@ impl Runtime {
         let wasi = WasiCtx::builder()
             .stdout(GuestLog::new(Which::Stdout, label.clone()))
             .stderr(GuestLog::new(Which::Stderr, label.clone()))
-            .envs(&self.env)
+            .envs(&self.base.env)
             .build();
         let data = ConnData {
             wasi,
             table: ResourceTable::new(),
             limits: Limiter {
                 limits: StoreLimitsBuilder::new()
-                    .memory_size(self.memory_limit)
+                    .memory_size(self.base.memory_limit)
                     .instances(16)
                     .tables(8)
                     .memories(2)
                     .build(),
-                lease: self.budget.lease(),
+                lease: self.base.budget.lease(),
                 memory: 0,
                 refused: None,
                 charged: 0,
             },
             label,
-            session: self.broker.session(self.delivery.is_some()),
+            session: self.base.broker.session(self.delivery.is_some()),
+            _alive: Alive::new(&self.base.alive),
         };
-        let mut store = Store::new(&self.engine, data);
+        let mut store = Store::new(&self.base.engine, data);
         store.limiter(|data| &mut data.limits);
-        store.set_epoch_deadline(self.deadline_ticks);
+        store.set_epoch_deadline(self.base.deadline_ticks);
         let (request, delivery) = guarded(&mut store, |store| {
             let instance = self.pre.instantiate(&mut *store)?;
             let request = self.request.load(&mut *store, &instance)?;
@@ -392,7 +462,8 @@ impl Runtime {
             request,
             delivery,
             handle_head,
-            self.deadline_ticks,
+            self.base.deadline_ticks,
+            self.base.metrics.clone(),
         ))
     }
 
@@ -406,9 +477,9 @@ impl Runtime {
     pub(crate) fn recycle(&self, mut guest: Guest) {
         // The connection is over, whatever happens to the instance.
         guest.store.data_mut().session.reset();
-        let keep = self.reuse > 1
+        let keep = self.base.reuse > 1
             && !guest.failed
-            && guest.served < self.reuse
+            && guest.served < self.base.reuse
             && guest.store.data().limits.memory <= REUSE_MAX_MEMORY;
         if keep {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -429,12 +500,6 @@ impl Runtime {
             return;
         }
         drop(guest);
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
     }
 }
 

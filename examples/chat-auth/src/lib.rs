@@ -82,6 +82,8 @@ impl Handler for Chat {
                 SetCookie::new("chat_user", user)
                     .path("/")
                     .http_only(true)
+                    // Over wss:// the cookie travels only over TLS.
+                    .secure(request.is_tls())
                     .same_site(SameSite::Strict),
             )
             .header("X-Chat-User", user)

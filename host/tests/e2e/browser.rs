@@ -36,6 +36,11 @@ impl Browser {
     /// Starts Chromium with a fresh profile and connects to its DevTools
     /// endpoint.
     pub(crate) async fn launch() -> Browser {
+        Browser::launch_with(&[]).await
+    }
+
+    /// [`launch`](Self::launch) with extra command-line flags.
+    pub(crate) async fn launch_with(extra: &[String]) -> Browser {
         assert!(
             Path::new(CHROMIUM).exists(),
             "{CHROMIUM} is missing: run `make test` (or `apt-get install -y chromium`) to install it"
@@ -53,6 +58,7 @@ impl Browser {
                 "--remote-debugging-address=127.0.0.1",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
             .arg("about:blank")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -383,6 +389,37 @@ async fn chromium_pages_chat_in_rooms_of_the_demo_page() {
         .wait_until(&bad, "window.wsEdgeRoom.connected()")
         .await;
 
+    browser.close().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_round_trips_over_wss_with_the_test_certificate() {
+    use base64::Engine as _;
+    let pki = crate::deploy::TestPki::new("chromium");
+    let (cert, key) = (pki.cert(), pki.key());
+    let server =
+        TestServer::start_configured(programs::ECHO, test_limits(), move |b| b.tls(cert, key))
+            .await;
+    // Chromium cannot be given a CA without an NSS database; it trusts
+    // exactly this server key instead (its SPKI's SHA-256), which still
+    // checks that the server holds the key. Other certificate errors stay
+    // errors.
+    let digest = ring::digest::digest(&ring::digest::SHA256, &pki.spki);
+    let pin = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
+    let mut browser =
+        Browser::launch_with(&[format!("--ignore-certificate-errors-spki-list={pin}")]).await;
+    let page = browser
+        .open(&format!("https://localhost:{}/", server.addr.port()))
+        .await;
+    assert_eq!(
+        browser.eval(&page, "location.protocol").await,
+        json!("https:")
+    );
+    let echoed = browser
+        .eval(&page, "window.wsEdgeRoundTrip('hello over wss')")
+        .await;
+    assert_eq!(echoed, json!("hello over wss"));
     browser.close().await;
     server.shutdown().await;
 }

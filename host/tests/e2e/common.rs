@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use ws_edge_host::{Limits, Monitor, Server, ServerBuilder};
+use ws_edge_host::{Limits, Monitor, Reloader, Server, ServerBuilder};
 /// The example and test components, by constant (`programs::GUEST_PANIC`).
 pub use ws_edge_test_programs as programs;
 
@@ -43,6 +43,7 @@ pub struct TestServer {
     /// The admin listener's address, when the builder asked for one.
     pub admin: Option<SocketAddr>,
     pub monitor: Monitor,
+    pub reloader: Reloader,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -97,6 +98,7 @@ impl TestServer {
         let addr = server.local_addr();
         let admin = server.admin_addr();
         let monitor = server.monitor();
+        let reloader = server.reloader();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = stopped.await;
@@ -105,6 +107,7 @@ impl TestServer {
             addr,
             admin,
             monitor,
+            reloader,
             stop: Some(stop),
             task: Some(task),
         }
@@ -371,4 +374,41 @@ pub async fn write_until_dropped(stream: &mut TcpStream, chunk: &[u8]) -> Option
     })
     .await
     .expect("the server drops the connection within the step")
+}
+
+/// A raw HTTP/1.1 request to the admin listener; the status and the body.
+pub async fn admin_request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("admin connects");
+    let mut request = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    stream.write_all(body).await.expect("write body");
+    let mut response = Vec::new();
+    tokio::time::timeout(STEP, stream.read_to_end(&mut response))
+        .await
+        .expect("admin answers in time")
+        .expect("read");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("a status line in {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }

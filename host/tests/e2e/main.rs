@@ -8,6 +8,7 @@ mod common;
 mod compose;
 mod config;
 mod deflate;
+mod deploy;
 mod faults;
 mod handshake;
 mod hostile;
