@@ -37,8 +37,7 @@ impl TestPki {
             rand_suffix()
         ));
         std::fs::create_dir_all(&dir).expect("pki dir");
-        let pki = TestPki::issue(&dir);
-        pki
+        TestPki::issue(&dir)
     }
 
     /// Issues a new CA and server pair into `dir` (replacing the files).
@@ -196,8 +195,7 @@ async fn wss_serves_rustls_and_python_clients_and_tells_the_guest() {
 
     // Python `websockets` with an SSL context that trusts the test CA.
     let python = workspace().join(".venv/bin/python");
-    let script = format!(
-        r#"
+    let script = r#"
 import asyncio, ssl, sys
 from websockets.asyncio.client import connect
 async def main():
@@ -206,8 +204,7 @@ async def main():
         await ws.send("from python over wss")
         print(await ws.recv())
 asyncio.run(main())
-"#
-    );
+"#;
     let output = tokio::time::timeout(
         STEP,
         tokio::process::Command::new(&python)
