@@ -102,8 +102,9 @@ fuzz: guests
 ## Fault drills against an in-process host (host/examples/drills.rs): 500
 ## slowloris clients, 64 KiB header floods, 100 000 vanishing clients, ping
 ## floods, looping guests, memory exhaustion against the budget (10 000
-## connections: the soft file limit is raised to the hard one); PASS/FAIL
-## with figures. DRILLS selects some.
+## connections: the soft file limit is raised to the hard one), 10 reloads
+## under load, accepts at the open-files limit; PASS/FAIL with figures.
+## DRILLS selects some.
 DRILLS ?=
 drills: wasm32-wasip2
 	ulimit -n "$$(ulimit -Hn)"; $(CARGO) run --release -p ws-edge-host --example drills -- $(DRILLS)

@@ -6,7 +6,8 @@
 //! `cargo run --release -p ws-edge-host --example drills [DRILL...]`
 //! (`make drills`). Drills: `slowloris`, `flood`, `vanish`, `pingflood`,
 //! `noread`, `panic`, `spin`, `hog`, `mem-partial`, `mem-trickle`,
-//! `mem-noread`, `reload`; default all. Exit status 1 if any drill failed.
+//! `mem-noread`, `reload`, `fdlimit`; default all. Exit status 1 if any
+//! drill failed.
 //!
 //! Environment: `DRILL_VANISH` (connections in the vanish drill, default
 //! 100 000), `DRILL_SLOWLORIS` (clients, default 500), `DRILL_MAX_LATENCY_MS`
@@ -1177,6 +1178,16 @@ async fn main() {
         println!("{}", noread_clients(addr, conns).await);
         return;
     }
+    if wanted.first().map(String::as_str) == Some("__hold-clients") {
+        let addr = wanted.get(1).and_then(|a| a.parse().ok());
+        let conns = wanted.get(2).and_then(|n| n.parse().ok());
+        let (Some(addr), Some(conns)) = (addr, conns) else {
+            eprintln!("usage: drills __hold-clients ADDR N");
+            std::process::exit(2);
+        };
+        hold_clients(addr, conns).await;
+        return;
+    }
     if wanted.first().map(String::as_str) == Some("__frame-clients") {
         let addr = wanted.get(1).and_then(|a| a.parse().ok());
         let clients = wanted.get(2).and_then(|n| n.parse().ok());
@@ -1202,6 +1213,7 @@ async fn main() {
             "mem-trickle",
             "mem-noread",
             "reload",
+            "fdlimit",
         ]
         .map(String::from)
         .to_vec();
@@ -1222,6 +1234,7 @@ async fn main() {
             "mem-trickle" => memory_frames("mem-trickle", true).await,
             "mem-noread" => memory_noread().await,
             "reload" => reload().await,
+            "fdlimit" => fdlimit().await,
             other => {
                 eprintln!("unknown drill {other}");
                 std::process::exit(2);
@@ -1407,4 +1420,142 @@ async fn reload() -> Verdict {
             },
         ),
     }
+}
+
+/// CPU time (user + system) this process has used so far, from
+/// `/proc/self/stat` (in clock ticks of 10 ms).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which may contain spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let field = |i: usize| -> u64 {
+        rest.split_whitespace()
+            .nth(i)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    Duration::from_millis((field(11) + field(12)) * 10)
+}
+
+/// Descriptors this process has open now.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+/// The child process of `fdlimit`: opens `conns` TCP connections to `addr`
+/// (the kernel completes them into the server's backlog whether or not
+/// the server can accept), says so, and holds them until its stdin closes.
+async fn hold_clients(addr: SocketAddr, conns: usize) {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let mut held = Vec::new();
+    for _ in 0..conns {
+        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => held.push(stream),
+            _ => break,
+        }
+    }
+    println!("held {}", held.len());
+    let mut sink = Vec::new();
+    let _ = tokio::io::stdin().read_to_end(&mut sink).await;
+}
+
+/// The host's open-files limit: with its soft `RLIMIT_NOFILE` lowered to
+/// 20 above what it has open, 300 clients connect (from a child process)
+/// and `accept` fails with `EMFILE`. The accept loop must back off
+/// instead of spinning (under a quarter of a core over 2 s at the limit),
+/// an upgraded bystander must keep echoing, and once the clients leave and
+/// the limit is restored a new client must be served.
+async fn fdlimit() -> Verdict {
+    let name = "fdlimit";
+    let fail = |figures: String| Verdict {
+        name,
+        ok: false,
+        figures,
+    };
+    let server = match start(None, base_limits(), &[]).await {
+        Ok(s) => s,
+        Err(e) => return fail(format!("server did not start: {e}")),
+    };
+    let bystander = match Bystander::start(server.addr).await {
+        Ok(b) => b,
+        Err(e) => return fail(format!("bystander did not connect: {e}")),
+    };
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return fail(format!("no path to this binary: {e}")),
+    };
+    let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+        return fail("cannot read RLIMIT_NOFILE".into());
+    };
+    // The child starts with the normal limit (it raises its own).
+    let mut child = match tokio::process::Command::new(exe)
+        .args(["__hold-clients", &server.addr.to_string(), "300"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => return fail(format!("spawning the clients: {e}")),
+    };
+    let lowered = (open_fds() + 20) as u64;
+    if let Err(e) = rlimit::setrlimit(rlimit::Resource::NOFILE, lowered, hard) {
+        return fail(format!("lowering RLIMIT_NOFILE: {e}"));
+    }
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut line = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut byte = [0u8; 1];
+        while stdout.read(&mut byte).await.unwrap_or(0) == 1 && byte[0] != b'\n' {
+            line.push(byte[0]);
+        }
+    })
+    .await;
+    let held = String::from_utf8_lossy(&line).into_owned();
+    // At the limit now: measure what the host burns.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (cpu0, t0) = (cpu_time(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let share = (cpu_time() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+    let live_at_limit = server.monitor.live_connections();
+    // The clients leave; the limit comes back.
+    drop(child.stdin.take());
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    let _ = rlimit::setrlimit(rlimit::Resource::NOFILE, soft, hard);
+    let served_after = async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", server.addr))
+            .await
+            .ok()?;
+        ws.send(Message::text("after the limit")).await.ok()?;
+        loop {
+            match ws.next().await? {
+                Ok(Message::Text(t)) => return Some(t.as_str() == "after the limit"),
+                Ok(Message::Ping(_) | Message::Pong(_)) => {}
+                _ => return Some(false),
+            }
+        }
+    };
+    let served_after = tokio::time::timeout(Duration::from_secs(15), served_after)
+        .await
+        .ok()
+        .flatten()
+        == Some(true);
+    let mut figures = format!(
+        "soft limit lowered to {lowered}; clients: {held}; {live_at_limit} connections live at the \
+         limit; host CPU at the limit {:.1} % of a core; served after: {served_after}",
+        share * 100.0
+    );
+    let mut ok = share < 0.25 && served_after && live_at_limit < 300;
+    match bystander.finish().await {
+        Ok((n, p50, _, max)) => {
+            figures += &format!("; bystander {n} echoes, p50 {}, max {}", ms(p50), ms(max))
+        }
+        Err(e) => {
+            ok = false;
+            figures += &format!("; bystander FAILED: {e}");
+        }
+    }
+    server.shutdown().await;
+    Verdict { name, ok, figures }
 }
