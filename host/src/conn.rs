@@ -16,7 +16,7 @@ use wasmtime::component::ResourceAny;
 use std::sync::atomic::Ordering;
 
 use ws_edge::handshake::{Header, Response};
-use ws_edge::protocol::{CloseCode, CloseFrame};
+use ws_edge::protocol::{CloseCode, CloseFrame, FrameCounter};
 
 use crate::Shared;
 use crate::bindings::{
@@ -592,6 +592,11 @@ async fn pump<S: Socket>(
     });
     let mut stop_requested = false;
     let mut next = first.take();
+    // Messages in and out, for the metrics: the frame headers of what
+    // passes, read by the core's counter.
+    let metrics = &shared.base.metrics;
+    let mut counted_in = FrameCounter::default();
+    let mut counted_out = FrameCounter::default();
 
     loop {
         // A connection that floods is always readable, so the biased select
@@ -611,7 +616,10 @@ async fn pump<S: Socket>(
                     mailbox: &mailbox,
                 };
                 match write_transmit(stream, &transmit.bytes, write_timeout, watch).await {
-                    Ok(()) => shared.base.metrics.bytes_out(transmit.bytes.len()),
+                    Ok(()) => {
+                        metrics.bytes_out(transmit.bytes.len());
+                        metrics.messages_out(counted_out.feed(&transmit.bytes));
+                    }
                     Err(Written::Shed) => return shed_now(guest, conn, shared, true),
                     Err(Written::SlowConsumer) => return slow_consumer(guest, conn, shared, true),
                     Err(Written::Failed(e)) => {
@@ -656,7 +664,8 @@ async fn pump<S: Socket>(
                     match stream.try_read(&mut scratch) {
                         Ok(0) => Some(Err(io::Error::from(io::ErrorKind::UnexpectedEof))),
                         Ok(n) => {
-                            shared.base.metrics.bytes_in(n);
+                            metrics.bytes_in(n);
+                            metrics.messages_in(counted_in.feed(&scratch[..n]));
                             Some(Ok((n == READ_CHUNK, guest.receive(conn, &scratch[..n], now))))
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,

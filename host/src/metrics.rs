@@ -87,6 +87,8 @@ pub(crate) struct Metrics {
     handshakes: Family<HandshakeLabels, Counter>,
     bytes_in: Counter,
     bytes_out: Counter,
+    messages_in: Counter,
+    messages_out: Counter,
     guest_calls: Family<ExportLabels, Histogram>,
     /// One histogram per [`Export`], in [`Export::ALL`] order (the family
     /// hands out clones sharing their state).
@@ -117,6 +119,8 @@ impl Default for Metrics {
             handshakes: Family::default(),
             bytes_in: Counter::default(),
             bytes_out: Counter::default(),
+            messages_in: Counter::default(),
+            messages_out: Counter::default(),
             guest_calls,
             call_histograms,
             timeouts: Family::default(),
@@ -146,6 +150,20 @@ impl Metrics {
     /// Counts bytes written to clients (before TLS).
     pub(crate) fn bytes_out(&self, n: usize) {
         self.bytes_out.inc_by(n as u64);
+    }
+
+    /// Counts data messages from clients (their last frame arrived).
+    pub(crate) fn messages_in(&self, n: u64) {
+        if n > 0 {
+            self.messages_in.inc_by(n);
+        }
+    }
+
+    /// Counts data messages to clients (their last frame was written).
+    pub(crate) fn messages_out(&self, n: u64) {
+        if n > 0 {
+            self.messages_out.inc_by(n);
+        }
     }
 
     /// Records how long one call of `export` took.
@@ -192,6 +210,16 @@ impl Metrics {
             "Bytes written to clients (before TLS).",
             Unit::Bytes,
             self.bytes_out.clone(),
+        );
+        registry.register(
+            "ws_edge_messages_received",
+            "Data messages from clients (counted from frame headers; control frames excluded).",
+            self.messages_in.clone(),
+        );
+        registry.register(
+            "ws_edge_messages_sent",
+            "Data messages to clients, publications included (control frames excluded).",
+            self.messages_out.clone(),
         );
         registry.register_with_unit(
             "ws_edge_guest_call",

@@ -16,6 +16,7 @@
 mod close;
 mod config;
 mod connection;
+mod count;
 mod error;
 mod frame;
 mod mask;
@@ -24,6 +25,7 @@ mod utf8;
 pub use close::{CloseCode, CloseFrame, Ending, MAX_CLOSE_REASON, Timer, truncate_reason};
 pub use config::{Config, Extension};
 pub use connection::{Connection, Event, Outbox, State};
+pub use count::FrameCounter;
 pub use error::{ProtocolError, SendError};
 pub use frame::{FrameHeader, MAX_HEADER_LEN, OpCode, RSV1, RSV2, RSV3, write_frame};
 pub use mask::apply_mask;

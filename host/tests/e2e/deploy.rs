@@ -575,6 +575,10 @@ print(json.dumps(out))
     // Each echo is at least the masked frame in and the frame out.
     assert!(value("ws_edge_received_bytes_total{}") >= sent as f64);
     assert!(value("ws_edge_sent_bytes_total{}") >= sent as f64);
+    // One text message each way per echo connection (closes are control
+    // frames).
+    assert_eq!(value("ws_edge_messages_received_total{}"), 3.0);
+    assert_eq!(value("ws_edge_messages_sent_total{}"), 3.0);
     assert!(value("ws_edge_guest_call_seconds_count{export=handle-head}") >= 5.0);
     assert!(value("ws_edge_guest_call_seconds_count{export=connection.receive}") >= 3.0);
     server.shutdown().await;
