@@ -13,8 +13,8 @@
 #               node-ws, node-websocket; deflate also ws-edge-level6, node-ws-deflate,
 #               python-websockets; broadcast: tokio-tungstenite, node-ws,
 #               ws-edge-forward, ws-edge-handler, and `ws-edge` selects both of the latter;
-#               crosshost: ws-edge or ws-edge-forward)
-#   --scenarios run only these of handshake,echo64,echo64k,deflate,broadcast,crosshost
+#               crosshost: ws-edge or ws-edge-forward; tls: ws-edge, tokio-tungstenite)
+#   --scenarios run only these of handshake,echo64,echo64k,deflate,broadcast,crosshost,tls
 #               (default: all)
 #   --no-build  do not build the Rust peers / install the Node peers
 #   --out-dir   where bench.md and bench.svg go (default: docs/, or bench/results/ with --quick)
@@ -35,6 +35,14 @@
 # the publisher the same room on host A (`loadgen broadcast --publish-url`). Every process
 # it starts is stopped when the script exits.
 #
+# tls (issue 16 item 9: tls-handshake and tls-echo64, the handshake and echo64
+# scenarios over TLS, ws-edge next to tokio-tungstenite + tokio-rustls): generates a
+# throwaway CA and an ECDSA P-256 server certificate for localhost and 127.0.0.1 with
+# `openssl` once per run (in a temporary directory, removed on exit; without openssl the
+# scenario is skipped with a message), serves it with `ws-edge serve --tls-cert --tls-key`
+# and `peer-tokio-tungstenite --tls-cert --tls-key`, and the load generator trusts that CA
+# only (`loadgen run --ca`; no session resumption, so every connection is a full handshake).
+#
 # Every server is started as `SERVER --listen 127.0.0.1:0`, pinned to CPU 0, and must
 # print `listening on ws://ADDR`; the load generator runs on CPU 1. The table shows
 # ratios to tokio-tungstenite (the broadcast table also to node-ws). The
@@ -52,7 +60,7 @@ quick=0
 build=1
 only=""
 out_dir=""
-all_scenarios="handshake,echo64,echo64k,deflate,broadcast,crosshost"
+all_scenarios="handshake,echo64,echo64k,deflate,broadcast,crosshost,tls"
 scenarios="$all_scenarios"
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -91,6 +99,8 @@ broadcast=0
 [[ ",$scenarios," == *",broadcast,"* ]] && broadcast=1
 crosshost=0
 [[ ",$scenarios," == *",crosshost,"* ]] && crosshost=1
+tls_scenarios=()
+[[ ",$scenarios," == *",tls,"* ]] && tls_scenarios=(tls-handshake tls-echo64)
 deflate=0
 deflate_scenarios=()
 if [[ ",$scenarios," == *",deflate,"* ]]; then
@@ -99,8 +109,8 @@ if [[ ",$scenarios," == *",deflate,"* ]]; then
 fi
 for scenario in ${scenarios//,/ }; do
     case "$scenario" in
-        handshake | echo64 | echo64k | deflate | broadcast | crosshost) ;;
-        *) echo "run.sh: unknown scenario $scenario (handshake, echo64, echo64k, deflate, broadcast, crosshost)" >&2; exit 2 ;;
+        handshake | echo64 | echo64k | deflate | broadcast | crosshost | tls) ;;
+        *) echo "run.sh: unknown scenario $scenario (handshake, echo64, echo64k, deflate, broadcast, crosshost, tls)" >&2; exit 2 ;;
     esac
 done
 for run in $crosshost_runs; do
@@ -251,6 +261,54 @@ if [[ $crosshost == 1 ]] &&
     fi
 fi
 
+# TLS: the servers that have it, with a throwaway CA and server certificate.
+tls_names=(ws-edge tokio-tungstenite)
+tls_active=()
+tls_dir=""
+if [[ ${#tls_scenarios[@]} -gt 0 ]]; then
+    for name in "${tls_names[@]}"; do
+        [[ -n "$only" && ",$only," != *",$name,"* ]] && continue
+        if [[ $name == ws-edge && ! -x "$ws_edge_bin" ]]; then
+            [[ -n $skipped ]] || echo "== SKIPPING ws-edge: $ws_edge_bin not found (build it with \`cargo build --release -p ws-edge-host\` at the repo root, or set WS_EDGE_BIN)" >&2
+            skipped="ws-edge (binary not built)"
+            continue
+        fi
+        tls_active+=("$name")
+    done
+    if [[ ${#tls_active[@]} -gt 0 ]] && ! command -v openssl >/dev/null; then
+        echo "== SKIPPING tls: openssl not found (it makes the run's throwaway certificates)" >&2
+        skipped+="${skipped:+; }tls (no openssl)"
+        tls_active=()
+    fi
+fi
+if [[ ${#tls_active[@]} -gt 0 ]]; then
+    tls_dir=$(mktemp -d "${TMPDIR:-/tmp}/ws-edge-bench-tls.XXXXXX")
+    # A CA and a server certificate it signs, both ECDSA P-256, valid for 2 days.
+    ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    printf '%s
+' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=critical,CA:FALSE" \
+        "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >"$tls_dir/server.ext"
+    if ! {
+        openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=ws-edge bench CA" \
+            -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+            -keyout "$tls_dir/ca.key" -out "$tls_dir/ca.pem" &&
+            openssl req -new "${ec[@]}" -subj "/CN=localhost" \
+                -keyout "$tls_dir/server.key" -out "$tls_dir/server.csr" &&
+            openssl x509 -req -in "$tls_dir/server.csr" -CA "$tls_dir/ca.pem" -CAkey "$tls_dir/ca.key" \
+                -CAcreateserial -days 2 -extfile "$tls_dir/server.ext" -out "$tls_dir/server.pem"
+    } >"$tls_dir/openssl.log" 2>&1; then
+        cat "$tls_dir/openssl.log" >&2
+        echo "run.sh: making the TLS certificates with openssl failed" >&2
+        rm -rf "$tls_dir"
+        exit 1
+    fi
+fi
+tls_files="--tls-cert $tls_dir/server.pem --tls-key $tls_dir/server.key"
+declare -A tls_cmds=(
+    [ws-edge]="$ws_edge_bin serve --listen 127.0.0.1:0 $tls_files"
+    [tokio-tungstenite]="$bench/target/release/peer-tokio-tungstenite --listen 127.0.0.1:0 $tls_files"
+)
+
 # Processes started by this script (crosshost), stopped on exit.
 started_pids=()
 stop_started() {
@@ -263,7 +321,11 @@ stop_started() {
     done
     started_pids=()
 }
-trap stop_started EXIT
+on_exit() {
+    stop_started
+    [[ -z $tls_dir ]] || rm -rf "$tls_dir"
+}
+trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -313,7 +375,7 @@ run_crosshost() {
 }
 
 if [[ ${#plain[@]} -eq 0 && ${#deflate_active[@]} -eq 0 && ${#broadcast_active[@]} -eq 0 &&
-    ${#crosshost_active[@]} -eq 0 ]]; then
+    ${#crosshost_active[@]} -eq 0 && ${#tls_active[@]} -eq 0 ]]; then
     echo "run.sh: no server to run" >&2
     exit 2
 fi
@@ -327,19 +389,25 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # Scenario by scenario, servers interleaved (and rotated each round), so every
 # server of a scenario is measured under the same background conditions.
 run_one() { # NAME SCENARIO
-    local name=$1 scenario=$2
+    local name=$1 scenario=$2 cmd=${cmds[$1]:-} tls_args=()
+    if [[ $scenario == tls-* ]]; then
+        cmd=${tls_cmds[$name]}
+        tls_args=(--ca "$tls_dir/ca.pem")
+    fi
     # shellcheck disable=SC2086 # the command is split on purpose
-    if ! "${client[@]}" "$loadgen" run --name "$name" --scenario "$scenario" \
+    if ! "${client[@]}" "$loadgen" run --name "$name" --scenario "$scenario" "${tls_args[@]}" \
         --duration "$duration" --warmup "$warmup" --conns "$conns" \
         --server-cpu "$server_cpu" --out "$results" \
-        --server-log "$bench/results/$name" -- ${cmds[$name]}; then
+        --server-log "$bench/results/$name" -- $cmd; then
         [[ " ${failed[*]} " == *" $name "* ]] || failed+=("$name")
     fi
 }
 for ((round = 0; round < rounds; round++)); do
-    for scenario in "${echo_scenarios[@]}" "${deflate_scenarios[@]}"; do
+    for scenario in "${echo_scenarios[@]}" "${deflate_scenarios[@]}" "${tls_scenarios[@]}"; do
         if [[ $scenario == deflate-* ]]; then
             servers=("${deflate_active[@]}")
+        elif [[ $scenario == tls-* ]]; then
+            servers=("${tls_active[@]}")
         else
             servers=("${plain[@]}")
         fi
@@ -423,6 +491,11 @@ if [[ ${#deflate_active[@]} -gt 0 ]]; then
 - Memory per idle connection with permessage-deflate negotiated (\`loadgen idle --deflate\`: ${idle_conns} connections, each echoes one 64 KiB JSON message, then idles; server RSS growth per connection; *deflate off* is the same client against a server that declines):
 ${idle_lines%$'\n'}"
 fi
+tls_note=""
+if [[ ${#tls_active[@]} -gt 0 ]]; then
+    tls_note="
+- TLS scenarios (\`tls-handshake\`, \`tls-echo64\`: \`handshake\` and \`echo64\` over TLS): a throwaway CA and an ECDSA P-256 server certificate made with $(openssl version | cut -d' ' -f1-2) for this run; servers: ws-edge (\`ws-edge serve --tls-cert --tls-key\`) and tokio-tungstenite (the echo server with \`--tls-cert --tls-key\`: tokio-rustls $(lock_version tokio-rustls)), both rustls $(lock_version rustls) with the ring provider, rustls' default protocol versions and ALPN \`http/1.1\`. Client: the load generator's rustls (ring), trusting that CA only, no session resumption: every connection is a full handshake (TLS 1.3, X25519 key exchange, the server's ECDSA signature; the load generator prints the version, cipher suite and group its first connection negotiated); \`tls-handshake\` is TCP connect + TLS handshake + upgrade + close handshake + the server's close."
+fi
 broadcast_note=""
 if [[ ${#broadcast_active[@]} -gt 0 ]]; then
     broadcast_note="
@@ -442,7 +515,7 @@ notes="## Setup
 - Servers: ws-edge (\`ws-edge serve\`, bundled echo component, release build of the repo: one fresh instance per connection, the default) and ws-edge-reuse (the same with \`--instance-reuse 1000\`: an instance serves up to 1 000 connections one after another); tokio-tungstenite $(lock_version tokio-tungstenite) and fastwebsockets $(lock_version fastwebsockets) (hyper $(lock_version hyper) upgrade) echo servers on the default multi-threaded tokio runtime (one worker when pinned); Node $(node --version) with ws $(node_version ws) (permessage-deflate off) and websocket (WebSocket-Node) $(node_version websocket) (library defaults). Sources: \`bench/peers/\`.
 - Rates are bounded by the load generator (one core) or, on a busy machine, by other work sharing the cores (see *client CPU %* and *server CPU %*, both in % of one core over the window), so compare servers by **CPU µs/op**. CPU/op rises when a server is far from saturated (fewer messages per wake-up), so it is comparable only between servers driven by the same client under the same conditions, as in one run here.
 - Load average when the run started: ${load_before} (1/5/15 min; other work on the machine shares the cores and adds noise, the min-max column shows it).
-- Servers run: ${active[*]:-none}${broadcast_active[*]:+; broadcast: ${broadcast_active[*]}}${crosshost_active[*]:+; crosshost: ${crosshost_active[*]}}.${skipped:+ Skipped: $skipped.}${failed:+ Failed: ${failed[*]}.}${deflate_note}${broadcast_note}"
+- Servers run: ${active[*]:-none}${tls_active[*]:+; tls: ${tls_active[*]}}${broadcast_active[*]:+; broadcast: ${broadcast_active[*]}}${crosshost_active[*]:+; crosshost: ${crosshost_active[*]}}.${skipped:+ Skipped: $skipped.}${failed:+ Failed: ${failed[*]}.}${deflate_note}${tls_note}${broadcast_note}"
 
 "${client[@]}" "$loadgen" report --results "$results" --baseline tokio-tungstenite,node-ws-deflate \
     --md "$out_dir/bench.md" --svg "$out_dir/bench.svg" \

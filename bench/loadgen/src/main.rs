@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! loadgen run --name NAME [--scenario handshake|echo64|echo64k|deflate-json|deflate-random|all]
+//!             [--scenario tls-handshake|tls-echo64 --ca CA.pem]
 //!             [--duration SECS] [--warmup SECS] [--conns N] [--server-cpu CPUS]
 //!             [--out RESULTS.jsonl] [--server-log PATH]
-//!             (-- SERVER COMMAND... | --url ws://ADDR [--pid PID])
+//!             (-- SERVER COMMAND... | --url ws[s]://ADDR [--pid PID])
 //! loadgen report --results RESULTS.jsonl [--baseline NAME[,NAME...]] [--broadcast-vs NAME]
 //!                [--md PATH] [--svg PATH]
 //!                [--command TEXT] [--machine TEXT] [--notes TEXT]
@@ -29,6 +30,10 @@
 //! `all` is the three plain scenarios; the deflate ones (`deflate-json`,
 //! `deflate-random`: 64 KiB echoed with permessage-deflate negotiated, bytes
 //! on the wire counted) are named explicitly, for servers that support it.
+//! So are the TLS ones (`tls-handshake`, `tls-echo64`: `handshake` and
+//! `echo64` over TLS, a full handshake per connection), for a server that
+//! prints `listening on wss://ADDR`; the client (rustls, ring provider)
+//! trusts only the PEM CA certificate(s) in `--ca`.
 //! `broadcast` opens N
 //! subscribers to `/rooms/<room>` (default `bench`) and one publisher in the
 //! same room, publishes 64-byte text messages at a fixed rate (or closed loop
@@ -43,6 +48,7 @@ mod idle;
 mod report;
 mod scenarios;
 mod server;
+mod tls;
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -68,6 +74,7 @@ struct RunArgs {
     cmd: Vec<String>,
     url: Option<String>,
     pid: Option<u32>,
+    ca: Option<PathBuf>,
 }
 
 /// Parses a number of seconds in (0, 600].
@@ -94,6 +101,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs> {
         cmd: Vec::new(),
         url: None,
         pid: None,
+        ca: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -128,6 +136,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs> {
             "--server-log" => a.server_log = Some(value()?.into()),
             "--url" => a.url = Some(value()?.clone()),
             "--pid" => a.pid = Some(value()?.parse().context("--pid")?),
+            "--ca" => a.ca = Some(value()?.into()),
             "--" => {
                 a.cmd = it.by_ref().cloned().collect();
                 break;
@@ -141,6 +150,9 @@ fn parse_run(args: &[String]) -> Result<RunArgs> {
     if a.cmd.is_empty() == a.url.is_none() {
         bail!("give either a server command after `--` or --url (not both)");
     }
+    if a.ca.is_none() && a.scenarios.iter().any(|s| s.is_tls()) {
+        bail!("the TLS scenarios need --ca CA.pem (the CA that signed the server's certificate)");
+    }
     Ok(a)
 }
 
@@ -148,7 +160,8 @@ fn parse_run(args: &[String]) -> Result<RunArgs> {
 pub(crate) fn check_loopback(url: &str) -> Result<()> {
     let rest = url
         .strip_prefix("ws://")
-        .context("only ws:// URLs are supported")?;
+        .or_else(|| url.strip_prefix("wss://"))
+        .context("only ws:// and wss:// URLs are supported")?;
     let hostport = rest.split('/').next().unwrap_or_default();
     let addrs: Vec<_> = hostport
         .to_socket_addrs()
@@ -183,6 +196,23 @@ fn measure(a: &RunArgs, scenario: Scenario, rt: &tokio::runtime::Runtime) -> Res
         (Some(s), url, Some(pid))
     };
     check_loopback(&url)?;
+    if scenario.is_tls() != url.starts_with("wss://") {
+        bail!(
+            "{} needs a {} server, got {url}",
+            scenario.name(),
+            if scenario.is_tls() { "wss://" } else { "ws://" }
+        );
+    }
+    let tls = match &a.ca {
+        Some(ca) if scenario.is_tls() => Some(tls::client_config(ca)?),
+        _ => None,
+    };
+    if let Some(config) = &tls {
+        let session = rt
+            .block_on(tls::describe(config, &url))
+            .context("a first TLS connection")?;
+        eprintln!("  {} {}: TLS {session}", a.name, scenario.name());
+    }
     let url = if url.ends_with('/') || url.matches('/').count() > 2 {
         url
     } else {
@@ -190,6 +220,7 @@ fn measure(a: &RunArgs, scenario: Scenario, rt: &tokio::runtime::Runtime) -> Res
     };
     let load = Load {
         url,
+        tls,
         conns: a.conns,
         warmup: a.warmup,
         duration: a.duration,

@@ -1,15 +1,17 @@
-//! The three load scenarios: handshake rate and closed-loop echo of small
-//! and large messages.
+//! The load scenarios: handshake rate and closed-loop echo of small and
+//! large messages, plain, with permessage-deflate, or over TLS.
 
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::AsyncReadExt;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 
 /// What one load run does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +26,11 @@ pub enum Scenario {
     DeflateJson,
     /// Echo 64 KiB of random bytes with permessage-deflate negotiated.
     DeflateRandom,
+    /// `Handshake` over TLS: TCP connect, a full TLS handshake, upgrade,
+    /// close handshake, the server's close.
+    TlsHandshake,
+    /// `Echo64` over TLS.
+    TlsEcho64,
 }
 
 impl Scenario {
@@ -33,11 +40,15 @@ impl Scenario {
     /// The permessage-deflate scenarios (only for servers that support it).
     pub const DEFLATE: [Scenario; 2] = [Scenario::DeflateJson, Scenario::DeflateRandom];
 
+    /// The TLS scenarios (`wss://` servers; the client needs a CA).
+    pub const TLS: [Scenario; 2] = [Scenario::TlsHandshake, Scenario::TlsEcho64];
+
     /// Parses a scenario name as used on the command line and in results.
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
             .chain(Self::DEFLATE)
+            .chain(Self::TLS)
             .find(|s| s.name() == name)
     }
 
@@ -49,14 +60,21 @@ impl Scenario {
             Scenario::Echo64k => "echo64k",
             Scenario::DeflateJson => "deflate-json",
             Scenario::DeflateRandom => "deflate-random",
+            Scenario::TlsHandshake => "tls-handshake",
+            Scenario::TlsEcho64 => "tls-echo64",
         }
+    }
+
+    /// Whether the scenario runs over TLS.
+    pub fn is_tls(self) -> bool {
+        Self::TLS.contains(&self)
     }
 
     /// Payload size of the echoed message (0 for handshakes).
     pub fn message_bytes(self) -> usize {
         match self {
-            Scenario::Handshake => 0,
-            Scenario::Echo64 => 64,
+            Scenario::Handshake | Scenario::TlsHandshake => 0,
+            Scenario::Echo64 | Scenario::TlsEcho64 => 64,
             Scenario::Echo64k | Scenario::DeflateJson | Scenario::DeflateRandom => 64 * 1024,
         }
     }
@@ -65,8 +83,10 @@ impl Scenario {
 /// Load shape shared by all scenarios.
 #[derive(Clone, Debug)]
 pub struct Load {
-    /// `ws://HOST:PORT/` of the server.
+    /// `ws://HOST:PORT/` of the server (`wss://` for the TLS scenarios).
     pub url: String,
+    /// The TLS client configuration of the TLS scenarios.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Concurrent connections (echo) or concurrent handshake loops.
     pub conns: usize,
     /// Time before the measured window opens.
@@ -138,7 +158,33 @@ impl WorkerStats {
     }
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+/// A client connection's byte stream: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {
+    /// The TCP stream underneath.
+    fn tcp(&mut self) -> &mut TcpStream;
+    /// Whether this is TLS.
+    fn is_tls(&self) -> bool;
+}
+
+impl Io for TcpStream {
+    fn tcp(&mut self) -> &mut TcpStream {
+        self
+    }
+    fn is_tls(&self) -> bool {
+        false
+    }
+}
+
+impl Io for tokio_rustls::client::TlsStream<TcpStream> {
+    fn tcp(&mut self) -> &mut TcpStream {
+        self.get_mut().0
+    }
+    fn is_tls(&self) -> bool {
+        true
+    }
+}
+
+type Ws = WebSocketStream<Box<dyn Io>>;
 
 /// Runs `scenario` against `load.url`; `cpu_probe` reads the server's CPU
 /// time (µs) at the window's edges.
@@ -154,8 +200,10 @@ pub async fn run(
         let load = load.clone();
         workers.push(tokio::spawn(async move {
             match scenario {
-                Scenario::Handshake => handshake_worker(&load, &flags).await,
-                Scenario::Echo64 | Scenario::Echo64k => {
+                Scenario::Handshake | Scenario::TlsHandshake => {
+                    handshake_worker(&load, &flags).await
+                }
+                Scenario::Echo64 | Scenario::Echo64k | Scenario::TlsEcho64 => {
                     echo_worker(&load, &flags, message(scenario, i)).await
                 }
                 Scenario::DeflateJson | Scenario::DeflateRandom => {
@@ -224,7 +272,7 @@ fn message(scenario: Scenario, conn: usize) -> Message {
         state.wrapping_mul(0x2545_f491_4f6c_dd1d)
     };
     match scenario {
-        Scenario::Echo64 => {
+        Scenario::Echo64 | Scenario::TlsEcho64 => {
             let text: String = (0..len)
                 .map(|_| char::from(b' ' + (next() % 95) as u8))
                 .collect();
@@ -234,9 +282,24 @@ fn message(scenario: Scenario, conn: usize) -> Message {
     }
 }
 
-async fn connect(url: &str) -> Result<Ws> {
-    // `true`: disable Nagle, as servers do.
-    let (ws, _response) = connect_async_with_config(url, None, true).await?;
+/// Connects to `load.url` (TCP without Nagle, as servers do; then TLS
+/// with `load.tls`) and makes the WebSocket handshake.
+async fn connect(load: &Load) -> Result<Ws> {
+    let rest = load
+        .url
+        .split_once("://")
+        .map_or(load.url.as_str(), |(_, rest)| rest);
+    let hostport = rest.split('/').next().unwrap_or_default();
+    let tcp = TcpStream::connect(hostport).await?;
+    tcp.set_nodelay(true)?;
+    let stream: Box<dyn Io> = match &load.tls {
+        Some(config) => {
+            let name = crate::tls::server_name(&load.url)?;
+            Box::new(crate::tls::handshake(config, name, tcp).await?)
+        }
+        None => Box::new(tcp),
+    };
+    let (ws, _response) = client_async_with_config(load.url.as_str(), stream, None).await?;
     Ok(ws)
 }
 
@@ -260,23 +323,38 @@ async fn round_trip(ws: &mut Ws, msg: &Message) -> Result<()> {
 
 /// Starts the close handshake and waits (bounded) for the server's close
 /// frame and then its TCP close, so TIME_WAIT stays on the server side.
+/// Over TLS the server may close with or without a `close_notify` alert
+/// first: after the WebSocket close handshake, either is the end.
 async fn close(mut ws: Ws, limit: Duration) -> Result<()> {
     let reply = async {
         ws.close(None).await?;
+        let mut close_frame = false;
         while let Some(msg) = ws.next().await {
-            msg?;
+            match msg {
+                Ok(msg) => close_frame |= msg.is_close(),
+                Err(WsError::Io(e)) if close_frame && e.kind() == io::ErrorKind::UnexpectedEof => {
+                    // TLS: the TCP close without close_notify.
+                    return anyhow::Ok(true);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        anyhow::Ok(())
+        anyhow::Ok(false)
     };
-    match tokio::time::timeout(limit, reply).await {
+    let tcp_closed = match tokio::time::timeout(limit, reply).await {
         Ok(r) => r.context("close handshake")?,
         Err(_) => bail!("no close frame from the server within {limit:?}"),
+    };
+    if tcp_closed {
+        return Ok(());
     }
-    let mut tcp = ws.into_inner();
+    let mut stream = ws.into_inner();
     let eof = async {
         let mut scratch = [0u8; 256];
-        if let MaybeTlsStream::Plain(tcp) = &mut tcp {
-            while tcp.read(&mut scratch).await? != 0 {}
+        while stream.read(&mut scratch).await? != 0 {}
+        // TLS: that was the close_notify alert; now the TCP close.
+        if stream.is_tls() {
+            while stream.tcp().read(&mut scratch).await? != 0 {}
         }
         anyhow::Ok(())
     };
@@ -291,7 +369,7 @@ async fn close(mut ws: Ws, limit: Duration) -> Result<()> {
 async fn echo_worker(load: &Load, flags: &Flags, msg: Message) -> WorkerStats {
     let mut stats = WorkerStats::default();
     while !flags.stop.load(Ordering::Relaxed) {
-        let mut ws = match tokio::time::timeout(load.op_timeout, connect(&load.url)).await {
+        let mut ws = match tokio::time::timeout(load.op_timeout, connect(load)).await {
             Ok(Ok(ws)) => ws,
             Ok(Err(e)) => {
                 stats.fail("connect", Ok(Err(e)));
@@ -392,7 +470,7 @@ async fn handshake_worker(load: &Load, flags: &Flags) -> WorkerStats {
     while !flags.stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         let cycle = async {
-            let ws = connect(&load.url).await?;
+            let ws = connect(load).await?;
             close(ws, load.op_timeout).await
         };
         match tokio::time::timeout(3 * load.op_timeout, cycle).await {
@@ -449,6 +527,10 @@ mod tests {
         for s in Scenario::ALL {
             assert_eq!(Scenario::parse(s.name()), Some(s));
         }
+        for s in Scenario::DEFLATE.into_iter().chain(Scenario::TLS) {
+            assert_eq!(Scenario::parse(s.name()), Some(s));
+        }
+        assert_eq!(Scenario::parse("tls-echo64"), Some(Scenario::TlsEcho64));
         assert_eq!(Scenario::parse("nope"), None);
     }
 }

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-/// The line every server prints once bound: `listening on ws://ADDR`.
-const READY_PREFIX: &str = "listening on ws://";
+/// The line every server prints once bound: `listening on ws://ADDR`
+/// (`wss://` when it serves TLS).
+const READY_PREFIX: &str = "listening on ";
 
 /// A server process started by the load generator, killed on drop.
 pub struct Server {
     child: Child,
-    /// `ws://ADDR` from the server's ready line.
+    /// `ws://ADDR` (or `wss://ADDR`) from the server's ready line.
     pub url: String,
 }
 
@@ -68,8 +69,10 @@ impl Server {
                 // Keep draining so a chatty server never blocks on a full pipe.
                 for line in BufReader::new(pipe).lines() {
                     let Ok(line) = line else { break };
-                    if let Some(addr) = line.trim().strip_prefix(READY_PREFIX) {
-                        let _ = tx.send(format!("ws://{addr}"));
+                    if let Some(url) = line.trim().strip_prefix(READY_PREFIX)
+                        && (url.starts_with("ws://") || url.starts_with("wss://"))
+                    {
+                        let _ = tx.send(url.to_owned());
                     }
                     if let Ok(mut guard) = log.lock()
                         && let Some(w) = guard.as_mut()
@@ -90,7 +93,7 @@ impl Server {
                 match status {
                     Some(s) => bail!("server {cmd:?} exited ({s}) before printing its ready line"),
                     None => bail!(
-                        "server {cmd:?} printed no `{READY_PREFIX}ADDR` line within {ready_timeout:?}"
+                        "server {cmd:?} printed no `{READY_PREFIX}ws://ADDR` line within {ready_timeout:?}"
                     ),
                 }
             }
