@@ -111,13 +111,16 @@ impl Socket for TlsStream<TcpStream> {
     async fn readable(&mut self) -> io::Result<()> {
         let (tcp, session) = self.get_mut();
         // Records read earlier may hold plaintext the last read did not
-        // take; an error or the peer's close_notify is for `try_read` to
-        // report. Otherwise wait for the socket.
+        // take, or the peer's close_notify: `try_read` takes those now.
+        // Otherwise wait for the socket. An invalid record is an error here:
+        // rustls keeps the error, so reporting it later would make the
+        // pump spin.
         match session.process_new_packets() {
             Ok(state) if state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed() => {
                 tcp.readable().await
             }
-            _ => Ok(()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
         }
     }
 

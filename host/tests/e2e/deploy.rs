@@ -583,3 +583,50 @@ print(json.dumps(out))
     assert!(value("ws_edge_guest_call_seconds_count{export=connection.receive}") >= 3.0);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_tls_record_ends_only_its_connection() {
+    let pki = TestPki::new("corrupt");
+    let server = start_tls(&pki, programs::ECHO, test_limits(), |b| b).await;
+    let (mut bystander, _) = connect_tls(&pki, &server, "/").await.expect("connects");
+
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let name = ServerName::try_from("localhost").expect("name");
+    let mut tls = pki.connector().connect(name, tcp).await.expect("TLS");
+    tls.write_all(&upgrade_request("/", ""))
+        .await
+        .expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(STEP, tls.read(&mut byte))
+            .await
+            .expect("response in time")
+            .expect("read");
+        assert!(n > 0, "closed before the 101");
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    // An application-data record that cannot decrypt, then silence: the
+    // server must end the connection (not wait, not spin).
+    let mut garbage = vec![0x17, 0x03, 0x03, 0x00, 0x20];
+    garbage.extend([0xa5; 32]);
+    let raw = tls.get_mut().0;
+    raw.write_all(&garbage).await.expect("write garbage");
+    let mut sink = [0u8; 256];
+    let closed = tokio::time::timeout(STEP, async {
+        loop {
+            match raw.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the server closes a connection with a corrupt record"
+    );
+    tls_echo(&mut bystander, "unaffected").await;
+    server.shutdown().await;
+}
