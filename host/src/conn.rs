@@ -74,8 +74,15 @@ macro_rules! impl_socket {
             fn readable(&mut self) -> impl Future<Output = io::Result<()>> + Send {
                 <$ty>::readable(self)
             }
+            /// Through `poll_read` rather than the inherent `try_read`:
+            /// tokio's `poll_read` clears the socket's readiness after a
+            /// short read (the kernel buffer is drained), so the next
+            /// `readable()` waits for new data instead of returning at once
+            /// and costing a read that only says `EAGAIN`.
             fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                <$ty>::try_read(self, buf)
+                let mut buf = tokio::io::ReadBuf::new(buf);
+                crate::tls::poll_now(|cx| std::pin::Pin::new(&mut *self).poll_read(cx, &mut buf))?;
+                Ok(buf.filled().len())
             }
             fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
                 <$ty>::try_write(self, buf)

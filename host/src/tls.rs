@@ -97,7 +97,9 @@ fn server_config(cert: &Path, key: &Path) -> anyhow::Result<ServerConfig> {
 /// Polls `f` once with a waker that does nothing: `Pending` becomes
 /// `WouldBlock`. The pump waits with [`Socket::readable`] or, for writes,
 /// with the stream's own `AsyncWrite`, both of which register a real waker.
-fn poll_now<T>(f: impl FnOnce(&mut Context<'_>) -> Poll<io::Result<T>>) -> io::Result<T> {
+pub(crate) fn poll_now<T>(
+    f: impl FnOnce(&mut Context<'_>) -> Poll<io::Result<T>>,
+) -> io::Result<T> {
     let mut cx = Context::from_waker(Waker::noop());
     match f(&mut cx) {
         Poll::Ready(result) => result,
