@@ -5,7 +5,8 @@ LISTEN   ?= 127.0.0.1:8080
 GUESTS   := example-echo example-chat example-chat-auth example-reject \
             test-guest-panic test-guest-spin test-guest-hog \
             test-guest-keepalive test-guest-pubsub \
-            compose-protocol compose-handler compose-monolithic
+            compose-protocol compose-handler compose-monolithic \
+            conformance-noisy conformance-closer
 GUEST_DIR := target/guests/wasm32-wasip2/guest
 COMPOSED  := $(GUEST_DIR)/composed.wasm
 
@@ -16,7 +17,8 @@ COMPOSED  := $(GUEST_DIR)/composed.wasm
 export WS_EDGE_GUEST_TARGET_DIR := $(CURDIR)/target/guests
 
 .PHONY: run build chat guests sizes test test-deps fmt-check clippy unit e2e autobahn \
-        check-wit cli-check portability fuzz bench bench-smoke compose drills
+        check-wit cli-check portability fuzz bench bench-smoke compose drills \
+        conformance conformance-guests conformance-host
 
 ## Build the host (it builds and embeds the echo component) and serve it on
 ## $(LISTEN).
@@ -120,3 +122,40 @@ bench-smoke: build chat
 
 chat: wasm32-wasip2
 	$(CARGO) build --profile guest --target wasm32-wasip2 --target-dir target/guests -p example-chat
+
+## The host conformance kit (conformance/, docs/hosting.md#conformance)
+## against every host here: `ws-edge serve`, examples/minimal-host and the
+## jco host of portability/ (which has no CPU deadline or memory cap, so it
+## skips those groups), after the test of the guest-output recipes
+## (conformance/tests; built with the host's tests, as `make e2e` builds
+## them, so the two share one build of wasmtime). Runs all three hosts,
+## then fails if any had a FAIL.
+CONFORMANCE_GUESTS := example-echo test-guest-panic test-guest-spin test-guest-hog \
+            test-guest-keepalive conformance-noisy conformance-closer
+KIT := target/release/ws-edge-conformance --components $(GUEST_DIR) --shutdown-signal TERM
+conformance-guests: wasm32-wasip2
+	$(CARGO) build --profile guest --target wasm32-wasip2 --target-dir target/guests \
+		$(addprefix -p ,$(CONFORMANCE_GUESTS))
+
+conformance: conformance-guests
+	$(CARGO) build --release -p ws-edge-host -p ws-edge-conformance -p minimal-host
+	WS_EDGE_CONFORMANCE_COMPONENTS=$(CURDIR)/$(GUEST_DIR) $(CARGO) test --release \
+		-p ws-edge-host -p ws-edge-conformance --test guest_output -- --include-ignored
+	@rc=0; \
+	$(KIT) --name 'ws-edge serve' \
+		--host-cmd 'target/release/ws-edge serve --listen 127.0.0.1:{port} {component}' || rc=1; \
+	$(KIT) --name 'minimal-host' \
+		--host-cmd 'target/release/minimal-host {component} 127.0.0.1:{port}' || rc=1; \
+	$(KIT) --name 'jco host' --skip cpu-deadline --skip memory-cap \
+		--host-cmd 'portability/serve.sh {component} 127.0.0.1:{port}' || rc=1; \
+	exit $$rc
+
+## The kit against any host, in one command:
+##   make conformance-host HOST_CMD='my-host --port {port} {component}' \
+##       KIT_FLAGS='--shutdown-signal TERM'
+HOST_CMD ?=
+KIT_FLAGS ?=
+conformance-host: conformance-guests
+	@test -n '$(HOST_CMD)' || { echo "make conformance-host: set HOST_CMD='... {port} ... {component}'" >&2; exit 2; }
+	$(CARGO) build --release -p ws-edge-conformance
+	target/release/ws-edge-conformance --components $(GUEST_DIR) --host-cmd '$(HOST_CMD)' $(KIT_FLAGS)

@@ -177,11 +177,11 @@ async function main() {
       return { code, got };
     };
     const trapped = await talk('panic');
-    assert.equal(trapped.code, 1006, 'the trapping connection is dropped');
+    assert.equal(trapped.code, 1011, 'the trapping connection is closed with 1011');
     assert.deepEqual(await talk('still here'), { code: 1000, got: ['still here'] });
     proc.expectedExit = true;
     proc.kill('SIGTERM');
-    console.log('ok: trap in one connection drops it (1006), the next is served');
+    console.log('ok: trap in one connection closes it (1011), the next is served');
   }
 }
 

@@ -19,6 +19,11 @@ const HEAD_LIMIT = 8 * 1024; // the component answers 431 beyond this itself
 const HEAD_TIMEOUT_MS = 10_000; // a client must send its head within this
 const LINGER_MS = 5_000; // after our FIN, wait this long for the peer's
 const INTERFACE = 'ws-edge:websocket/websocket-request@0.2.0';
+// A close frame with code 1011 (internal error), for a trap after the 101.
+const CLOSE_1011 = Buffer.from([0x88, 0x02, 0x03, 0xf3]);
+// A response the host writes itself (408, 500).
+const plain = (status, reason) =>
+  Buffer.from(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 
 const [modulePath, listen = '127.0.0.1:0'] = process.argv.slice(2);
 if (!modulePath) {
@@ -84,31 +89,41 @@ function serve(socket) {
   let done = false; // the component has nothing more to say
 
   socket.setNoDelay(true);
-  const headTimer = setTimeout(() => socket.destroy(), HEAD_TIMEOUT_MS);
+
+  // Writes the host's last bytes, closes the sending side and lingers so
+  // they are read before the socket goes (docs/hosting.md).
+  const lastWords = (bytes) => {
+    socket.end(bytes);
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  };
+  const headTimer = setTimeout(() => {
+    finish();
+    lastWords(plain(408, 'Request Timeout'));
+  }, HEAD_TIMEOUT_MS);
 
   // Drops the resource exactly once; the connection may not be used after.
-  const finish = () => {
+  // After a trap the instance is never called again, not even to drop it.
+  const finish = (trapped = false) => {
     if (done) return;
     done = true;
     clearTimeout(timer);
     clearTimeout(headTimer);
-    if (conn) {
-      try {
-        dispose(conn);
-      } catch {} // a trapped instance may refuse; the socket goes anyway
-      conn = null;
-    }
+    if (conn && !trapped) dispose(conn);
+    conn = null;
   };
 
   // Runs a call into the component. A trap (a JS exception here) ends this
-  // connection, not the process.
+  // connection, not the process: 500 before the 101, close 1011 after.
   const guard = (fn) => (...args) => {
     try {
       fn(...args);
     } catch (err) {
       console.error(`component call failed, dropping ${socket.remoteAddress}:${socket.remotePort}: ${err}`);
-      finish();
-      socket.destroy();
+      const upgraded = conn !== null;
+      const wasDone = done;
+      finish(true);
+      if (wasDone || socket.destroyed) return;
+      lastWords(upgraded ? CLOSE_1011 : plain(500, 'Internal Server Error'));
     }
   };
 
