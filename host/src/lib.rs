@@ -529,6 +529,10 @@ impl Monitor {
     }
 }
 
+/// At most one "accept failed" line this often (at the open-files limit
+/// accepts fail 50 times a second).
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
+
 struct LiveGuard(Arc<AtomicUsize>);
 
 impl Drop for LiveGuard {
@@ -634,6 +638,8 @@ impl Server {
         });
         tokio::pin!(shutdown);
         let mut next_id: u64 = 0;
+        let mut accept_errors: u64 = 0;
+        let mut last_accept_log: Option<tokio::time::Instant> = None;
 
         loop {
             let permit = tokio::select! {
@@ -648,8 +654,15 @@ impl Server {
                 Ok(pair) => pair,
                 Err(e) => {
                     // Usually out of file descriptors: back off briefly
-                    // rather than spin on the error.
-                    tracing::warn!("accept failed: {e}");
+                    // rather than spin on the error, and log it at most
+                    // every few seconds with how often it happened.
+                    accept_errors += 1;
+                    let now = tokio::time::Instant::now();
+                    if last_accept_log.is_none_or(|at| now - at >= ACCEPT_LOG_EVERY) {
+                        tracing::warn!(times = accept_errors, "accept failed: {e}");
+                        last_accept_log = Some(now);
+                        accept_errors = 0;
+                    }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 }
