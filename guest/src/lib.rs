@@ -72,8 +72,8 @@ use std::cell::RefCell;
 pub use ws_edge;
 pub use ws_edge::deflate::DeflateConfig;
 pub use ws_edge::handshake::{
-    AcceptError, AcceptOptions, Expires, Header, HandshakeConfig, RejectOptions, Request,
-    Response, SameSite, SetCookie,
+    AcceptError, AcceptOptions, Expires, HandshakeConfig, Header, RejectOptions, Request, Response,
+    SameSite, SetCookie,
 };
 pub use ws_edge::protocol::{CloseCode, Config, SendError, State};
 
@@ -117,7 +117,7 @@ pub mod prelude {
     pub use crate::testing::{Reply, TestRequest};
     pub use crate::{
         AcceptError, AcceptOptions, CloseCode, Config, Control, Decision, DeflateConfig, Expires,
-        HandshakeConfig, Handler, Header, Message, Outbox, RejectOptions, Request, SameSite,
+        Handler, HandshakeConfig, Header, Message, Outbox, RejectOptions, Request, SameSite,
         SendError, SetCookie, State, config_from_env,
     };
 }
@@ -387,7 +387,7 @@ impl<H: Handler> wit::Guest for Component<H> {
     }
 
     fn handle_request(request: wit::Request, now: wit::Milliseconds) -> wit::Handshake {
-        start::<H>();
+        start();
         let config = H::handshake_config();
         let parts = hs::RequestParts {
             method: request.method,
@@ -422,7 +422,7 @@ impl<H: Handler> wit_preview::Guest for Component<H> {
 
 /// What runs before the first handshake of an instance: the logger, when
 /// the `log` feature is on.
-fn start<H: Handler>() {
+fn start() {
     #[cfg(feature = "log")]
     logging::init();
 }
@@ -432,7 +432,7 @@ pub(crate) fn parse_head<H: Handler>(
     head: Vec<u8>,
     transport: hs::Transport,
 ) -> Parsed<Result<Request, hs::Rejection>> {
-    start::<H>();
+    start();
     hs::Request::from_head_vec(head, transport, &H::handshake_config())
 }
 

@@ -124,7 +124,11 @@ impl TestRequest {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         if !self.cookies.is_empty() {
-            let pairs: Vec<String> = self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            let pairs: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
             head.push_str(&format!("Cookie: {}\r\n", pairs.join("; ")));
         }
         head.push_str("\r\n");
@@ -526,7 +530,10 @@ mod tests {
         let r = connect::<Recorder>(TestRequest::new("/a%20b").header("Sec-WebSocket-Key", "x"))
             .expect_err("invalid");
         assert_eq!(r.status(), 400);
-        assert_eq!(r.reason(), Some("Sec-WebSocket-Key header must appear once"));
+        assert_eq!(
+            r.reason(),
+            Some("Sec-WebSocket-Key header must appear once")
+        );
     }
 
     #[test]
@@ -544,7 +551,10 @@ mod tests {
         ws.advance(250);
         assert_eq!(
             ws.recv_all(),
-            [Reply::Text("tick 200".into()), Reply::Text("tick 300".into())]
+            [
+                Reply::Text("tick 200".into()),
+                Reply::Text("tick 300".into())
+            ]
         );
         assert_eq!(ws.deadline(), Some(400));
         ws.send_text("stop");
@@ -572,7 +582,10 @@ mod tests {
         ws.recv_all();
         ws.close(CloseCode::GOING_AWAY, "tab closed");
         // The server answers with the client's code (RFC 6455 §5.5.1).
-        assert_eq!(ws.recv(), Some(Reply::Close(CloseCode::GOING_AWAY, "".into())));
+        assert_eq!(
+            ws.recv(),
+            Some(Reply::Close(CloseCode::GOING_AWAY, "".into()))
+        );
         assert!(ws.is_closed());
         assert_eq!(ws.handler().seen.last().unwrap(), "close 1001 tab closed");
 
@@ -588,7 +601,10 @@ mod tests {
 
         let mut ws = open();
         ws.disconnect();
-        assert_eq!(ws.handler().seen.last().unwrap(), "close 1006 connection lost");
+        assert_eq!(
+            ws.handler().seen.last().unwrap(),
+            "close 1006 connection lost"
+        );
     }
 
     #[test]
