@@ -109,9 +109,11 @@ use session::Session;
 /// [`RejectOptions`], [`AcceptError`], [`SetCookie`], [`SameSite`],
 /// [`Expires`], [`Header`]), the settings ([`Config`], [`HandshakeConfig`],
 /// [`DeflateConfig`], [`config_from_env`]), pub/sub ([`pubsub`],
-/// [`Delivery`], [`PubSubError`]) and the test client's types
-/// ([`TestRequest`], [`Reply`]). Names that could clash with an author's
-/// own (`Connection`, `Response`) stay at the crate root.
+/// [`Delivery`](pubsub::Delivery), [`PubSubError`](pubsub::PubSubError))
+/// and the test client's types ([`TestRequest`](testing::TestRequest),
+/// [`Reply`](testing::Reply)). Names that could clash with an author's own
+/// (`Response`, `ws_edge`'s `Connection`) stay at the crate root or in
+/// [`ws_edge`].
 pub mod prelude {
     pub use crate::pubsub::{self, Delivery, PubSubError};
     pub use crate::testing::{Reply, TestRequest};
