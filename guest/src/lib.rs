@@ -111,17 +111,19 @@ use session::Session;
 /// [`DeflateConfig`], [`config_from_env`]), pub/sub ([`pubsub`],
 /// [`Delivery`](pubsub::Delivery), [`PubSubError`](pubsub::PubSubError))
 /// and the test client's types ([`TestRequest`](testing::TestRequest),
-/// [`Reply`](testing::Reply)). Names that could clash with an author's own
-/// (`Response`, `ws_edge`'s `Connection`) stay at the crate root or in
-/// [`ws_edge`].
+/// [`Reply`](testing::Reply)), plus [`Response`] and the core's
+/// [`Connection`](ws_edge::protocol::Connection) for tests below the
+/// handler level. A type of your own with one of these names simply
+/// shadows the glob import.
 pub mod prelude {
     pub use crate::pubsub::{self, Delivery, PubSubError};
     pub use crate::testing::{Reply, TestRequest};
     pub use crate::{
         AcceptError, AcceptOptions, CloseCode, Config, Control, Decision, DeflateConfig, Expires,
-        Handler, HandshakeConfig, Header, Message, Outbox, RejectOptions, Request, SameSite,
-        SendError, SetCookie, State, config_from_env,
+        Handler, HandshakeConfig, Header, Message, Outbox, RejectOptions, Request, Response,
+        SameSite, SendError, SetCookie, State, config_from_env,
     };
+    pub use ws_edge::protocol::Connection;
 }
 
 /// The generated bindings (not for handler authors).
