@@ -29,8 +29,10 @@
 mod admin;
 mod bindings;
 mod budget;
+mod command;
 mod conn;
 mod error;
+mod guest_log;
 mod http;
 mod instance;
 #[doc(hidden)]
@@ -52,6 +54,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::Instrument as _;
 
 pub use budget::{ADMIT_PERCENT, SHED_PERCENT, default_budget};
+pub use command::run_command;
 pub use error::FailureKind;
 pub use pubsub::PubSubLimits;
 pub use pubsub::nats::{KIND_HEADER, SUBJECT_PREFIX};

@@ -265,6 +265,8 @@ impl Runtime {
             .map_err(|e| anyhow!("adding wasi:io/streams to the linker: {e}"))?;
         pubsub::add_to_linker::<ConnData, HasSelf<ConnData>>(&mut linker, |data| data)
             .map_err(|e| anyhow!("adding ws-edge:websocket/pubsub to the linker: {e}"))?;
+        crate::guest_log::add_to_linker(&mut linker)
+            .map_err(|e| anyhow!("adding wasi:logging/logging to the linker: {e}"))?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("linking the component: {e:?}"))?;
