@@ -270,8 +270,11 @@ impl Runtime {
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("linking the component: {e:?}"))?;
-        let request = RequestIndices::new(&pre)
-            .map_err(|e| anyhow!("the component does not export {INTERFACE}: {e:?}"))?;
+        let request = RequestIndices::new(&pre).map_err(|e| {
+            let ty = component.component_type();
+            let exports: Vec<&str> = ty.exports(&engine).map(|(name, _)| name).collect();
+            crate::error::missing_export(&exports, INTERFACE, e)
+        })?;
         let delivery = DeliveryIndices::new(&pre).ok();
         tracing::debug!(
             handler_delivery = delivery.is_some(),
