@@ -138,6 +138,8 @@ pub(crate) struct Shared {
     clock: tokio::time::Instant,
     /// Failed guest calls, by [`FailureKind::index`].
     failures: Arc<[AtomicU64; FailureKind::ALL.len()]>,
+    /// Whether a plain `GET /` gets the demo page.
+    demo_page: bool,
 }
 
 impl Shared {
@@ -171,6 +173,7 @@ pub struct ServerBuilder {
     broker: Option<String>,
     admin: Option<SocketAddr>,
     admin_token: Option<String>,
+    demo_page: Option<bool>,
 }
 
 impl ServerBuilder {
@@ -245,9 +248,20 @@ impl ServerBuilder {
         self
     }
 
+    /// Whether a plain `GET /` (no `Upgrade`) gets the echo demo page
+    /// instead of going to the component. Default: only when serving the
+    /// bundled echo component.
+    pub fn demo_page(mut self, on: bool) -> Self {
+        self.demo_page = Some(on);
+        self
+    }
+
     /// Compiles the component and binds the listening socket. Must be called
     /// inside a tokio runtime.
     pub async fn bind(self) -> anyhow::Result<Server> {
+        let demo_page = self
+            .demo_page
+            .unwrap_or(matches!(self.source, Source::Bundled));
         let wasm = match self.source {
             Source::Bundled => ECHO_COMPONENT.to_vec(),
             Source::Bytes(bytes) => bytes,
@@ -299,6 +313,7 @@ impl ServerBuilder {
                 limits,
                 clock: tokio::time::Instant::now(),
                 failures: Arc::default(),
+                demo_page,
             }),
         })
     }
@@ -413,6 +428,7 @@ impl Server {
             broker: None,
             admin: None,
             admin_token: None,
+            demo_page: None,
         }
     }
 
