@@ -1,6 +1,6 @@
 //! `ws-edge`: serve WebSocket clients with a ws-edge component.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,9 +21,10 @@ struct Cli {
 enum Command {
     /// Serve WebSocket connections with a component.
     ///
-    /// Prints `listening on ws://ADDR` once bound. A plain `GET /` without
-    /// `Upgrade` returns a small demo page. Logs go to stderr; set RUST_LOG
-    /// (e.g. RUST_LOG=ws_edge_host=debug) for more. SIGINT/SIGTERM close open
+    /// Prints `listening on ws://ADDR` once bound. With the bundled echo
+    /// (or --demo-page) a plain `GET /` without `Upgrade` returns a small
+    /// demo page. Logs go to stderr; set RUST_LOG (e.g.
+    /// RUST_LOG=ws_edge_host=debug) for more. SIGINT/SIGTERM close open
     /// connections with 1001 and exit.
     Serve(Serve),
 }
@@ -140,6 +141,11 @@ struct Serve {
     /// with the connection's span: id and peer) for machines.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+
+    /// Answer a plain `GET /` with the echo demo page instead of passing it
+    /// to the component. On by default only for the bundled echo.
+    #[arg(long)]
+    demo_page: bool,
 }
 
 /// `--log-format`.
@@ -167,8 +173,10 @@ fn main() -> anyhow::Result<()> {
     } = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a terminal: a file or a pipe gets plain text.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Text => logs.init(),
@@ -228,6 +236,9 @@ fn main() -> anyhow::Result<()> {
         }
         if let Some(path) = &args.component {
             builder = builder.component_file(path);
+        }
+        if args.demo_page {
+            builder = builder.demo_page(true);
         }
         let server = builder.bind().await?;
         {
