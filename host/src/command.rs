@@ -6,12 +6,13 @@
 //! runtime installed.
 //!
 //! Besides WASI it provides `wasi:logging` (records go to the host's log,
-//! as when serving); other imports, such as `ws-edge:websocket/pubsub`,
-//! trap when called.
+//! as when serving); the functions of other `ws-edge:` imports, such as
+//! `ws-edge:websocket/pubsub`, fail with an error when called.
 
 use std::path::Path;
 
 use anyhow::{Context as _, anyhow};
+use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::sync::Command;
@@ -32,6 +33,39 @@ impl WasiView for CommandState {
     }
 }
 
+/// Defines the functions of the component's `ws-edge:` imports (the
+/// server's services, such as `pubsub`) as errors: a test that calls one
+/// fails with a message, the others run. WASI imports are left to WASI
+/// (wasmtime's own `define_unknown_imports_as_traps` would also stub a WASI
+/// import whose patch version differs from the one defined).
+fn stub_host_services(
+    engine: &Engine,
+    component: &Component,
+    linker: &mut Linker<CommandState>,
+) -> wasmtime::Result<()> {
+    let ty = component.component_type();
+    for (name, import) in ty.imports(engine) {
+        if !name.starts_with("ws-edge:") {
+            continue;
+        }
+        let ComponentItem::ComponentInstance(instance) = import.ty else {
+            continue;
+        };
+        let mut stubs = linker.instance(name)?;
+        for (func, export) in instance.exports(engine) {
+            if let ComponentItem::ComponentFunc(_) = export.ty {
+                let what = format!("{name}#{func}");
+                stubs.func_new(func, move |_, _, _, _| {
+                    Err(wasmtime::Error::msg(format!(
+                        "{what} is a service of `ws-edge serve`, not of `ws-edge run`"
+                    )))
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs the command component at `path` with `args` (the program's own
 /// arguments; the path is passed as the first one) and returns its exit
 /// code: 0 on success, the code it exited with, 1 when `run` returned an
@@ -45,8 +79,7 @@ pub fn run_command(path: &Path, args: &[String]) -> anyhow::Result<i32> {
         .map_err(|e| anyhow!("adding WASI to the linker: {e}"))?;
     crate::guest_log::add_to_linker(&mut linker)
         .map_err(|e| anyhow!("adding wasi:logging/logging to the linker: {e}"))?;
-    linker
-        .define_unknown_imports_as_traps(&component)
+    stub_host_services(&engine, &component, &mut linker)
         .map_err(|e| anyhow!("linking {}: {e}", path.display()))?;
 
     let mut argv = vec![path.display().to_string()];
@@ -69,7 +102,13 @@ pub fn run_command(path: &Path, args: &[String]) -> anyhow::Result<i32> {
         Err(e) => match e.downcast_ref::<I32Exit>() {
             Some(exit) => Ok(exit.0),
             None => {
-                eprintln!("{}: {e:?}", path.display());
+                // A panic aborts on wasm32-wasip2: its message is printed
+                // already; the trap's backtrace only with RUST_BACKTRACE.
+                if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+                    eprintln!("{}: {e:?}", path.display());
+                } else {
+                    eprintln!("{}: the component trapped (a panic aborts)", path.display());
+                }
                 Ok(101)
             }
         },
