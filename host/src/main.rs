@@ -304,16 +304,18 @@ fn new(args: New) -> anyhow::Result<()> {
     project.write(&dir)?;
     let crate_name = args.name.replace('-', "_");
     println!(
-        "created {dir}\n\n  cd {dir}\n  cargo build --release\n  cargo test\n           ws-edge serve target/wasm32-wasip2/release/{crate_name}.wasm",
+        "created {dir}\n\n  cd {dir}\n  cargo build --release\n  cargo test\n  \
+         ws-edge serve target/wasm32-wasip2/release/{crate_name}.wasm",
         dir = dir.display()
     );
     Ok(())
 }
 
-/// `ws-edge run`: the component's exit code becomes ours.
+/// `ws-edge run`: the component's exit code becomes ours. Logs default to
+/// WARN, so that a test run's output stays readable (RUST_LOG for more).
 fn run(args: Run) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
