@@ -147,6 +147,7 @@ impl TestRequest {
     /// that take a request. Panics if the request is not valid; use
     /// [`connect`] to test how an invalid one is answered.
     pub fn request<H: Handler>(&self) -> Request {
+        show_panics();
         match crate::parse_head::<H>(self.head(), self.transport()) {
             Parsed::Complete {
                 value: Ok(request), ..
@@ -202,11 +203,32 @@ pub enum Reply {
     Close(CloseCode, String),
 }
 
+/// On `wasm32-wasip2` a panic aborts the whole test binary, and libtest's
+/// captured output, where the panic message goes, is lost with it: print
+/// the message straight to stderr (which capture does not intercept) too.
+#[cfg(target_family = "wasm")]
+fn show_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "\n{info}");
+            previous(info);
+        }));
+    });
+}
+
+/// Natively a failed test's output is kept and shown by libtest.
+#[cfg(not(target_family = "wasm"))]
+fn show_panics() {}
+
 /// Runs `H`'s decision on `request`: the accepted connection, with the
 /// handler's [`on_open`](Handler::on_open) already run (the host calls the
 /// connection right after writing the `101`), or the rejection. The clock
 /// starts at 0.
 pub fn connect<H: Handler>(request: TestRequest) -> Result<TestClient<H>, Rejected> {
+    show_panics();
     let parsed = crate::parse_head::<H>(request.head(), request.transport());
     let Parsed::Complete { value, .. } = parsed else {
         panic!("incomplete test request");
@@ -224,6 +246,7 @@ pub fn connect<H: Handler>(request: TestRequest) -> Result<TestClient<H>, Reject
         input: Vec::new(),
         fragments: None,
         replies: VecDeque::new(),
+        auto_pong: true,
     };
     client.session.tick(0);
     client.collect();
@@ -240,6 +263,8 @@ pub struct TestClient<H> {
     /// A fragmented message being joined: its opcode and payload so far.
     fragments: Option<(OpCode, Vec<u8>)>,
     replies: VecDeque<Reply>,
+    /// Whether pings are answered at once, as browsers do.
+    auto_pong: bool,
 }
 
 /// The mask of every client frame (any key does).
@@ -321,6 +346,14 @@ impl<H: Handler> TestClient<H> {
         self.collect();
     }
 
+    /// Whether the client answers the server's pings with a pong at once,
+    /// as browsers and most clients do (the default). Turn it off to test
+    /// the keepalive timeout. The pings are reported as [`Reply::Ping`]
+    /// either way.
+    pub fn set_auto_pong(&mut self, on: bool) {
+        self.auto_pong = on;
+    }
+
     /// The current instant of the test clock, in milliseconds.
     pub fn now(&self) -> u64 {
         self.now
@@ -364,20 +397,35 @@ impl<H: Handler> TestClient<H> {
         self.replies.drain(..).collect()
     }
 
-    /// Takes the connection's output and decodes whole frames into replies.
+    /// Takes the connection's output and decodes whole frames into
+    /// replies; answers pings when [`auto_pong`](Self::set_auto_pong) is on.
     fn collect(&mut self) {
+        let pings = self.decode();
+        if self.auto_pong {
+            for payload in pings {
+                if !self.is_closed() {
+                    self.send_frame(OpCode::Pong, &payload);
+                }
+            }
+        }
+    }
+
+    /// Decodes the connection's output into replies; returns the payloads
+    /// of the pings among them.
+    fn decode(&mut self) -> Vec<Vec<u8>> {
+        let mut pings = Vec::new();
         let out = self.session.conn().take_output();
         self.input.extend_from_slice(&out);
         loop {
             let header = match FrameHeader::parse(&self.input) {
                 Ok(Parsed::Complete { consumed, value }) => (consumed, value),
-                Ok(Parsed::Incomplete) => return,
+                Ok(Parsed::Incomplete) => return pings,
                 Err(e) => panic!("the server sent an invalid frame: {e}"),
             };
             let (len, header) = header;
             let end = len + usize::try_from(header.payload_len).expect("frame fits in memory");
             if self.input.len() < end {
-                return;
+                return pings;
             }
             assert!(
                 header.rsv == 0,
@@ -386,7 +434,10 @@ impl<H: Handler> TestClient<H> {
             );
             let payload: Vec<u8> = self.input.drain(..end).skip(len).collect();
             let reply = match header.opcode {
-                OpCode::Ping => Some(Reply::Ping(payload)),
+                OpCode::Ping => {
+                    pings.push(payload.clone());
+                    Some(Reply::Ping(payload))
+                }
                 OpCode::Pong => Some(Reply::Pong(payload)),
                 OpCode::Close => Some(close_reply(&payload)),
                 OpCode::Text | OpCode::Binary if header.fin => Some(data(header.opcode, payload)),
@@ -627,6 +678,88 @@ mod tests {
         let long = "x".repeat(40_000); // over the 16 KiB fragment threshold
         ws.send_text(&long);
         assert_eq!(ws.recv(), Some(Reply::Text(long)));
+    }
+
+    /// The keepalive with the default limits: a ping after 20 s of
+    /// silence, answered by the client unless told not to.
+    #[derive(Default)]
+    struct Quiet;
+
+    impl Handler for Quiet {
+        fn on_request(_request: &Request) -> Decision<Self> {
+            Decision::accept(Quiet)
+        }
+    }
+
+    #[test]
+    fn pings_are_answered_unless_auto_pong_is_off() {
+        let mut ws = connect::<Quiet>(TestRequest::new("/")).expect("accepted");
+        ws.advance(20_000);
+        assert_eq!(ws.recv(), Some(Reply::Ping(Vec::new())));
+        ws.advance(60_000);
+        assert!(!ws.is_closed(), "answered pings keep it open");
+
+        let mut ws = connect::<Quiet>(TestRequest::new("/")).expect("accepted");
+        ws.set_auto_pong(false);
+        ws.advance(20_000);
+        assert_eq!(ws.recv(), Some(Reply::Ping(Vec::new())));
+        ws.advance(10_000);
+        assert!(ws.is_closed(), "dropped after the 10 s grace");
+        assert_eq!(ws.recv(), None, "no close frame for a timeout");
+    }
+
+    /// docs/handlers.md's example, kept compiling and true here.
+    struct Room {
+        user: String,
+    }
+
+    impl Handler for Room {
+        fn on_request(request: &Request) -> Decision<Self> {
+            let Some(user) = request.query_value("user") else {
+                return Decision::reject(401, "?user= is required");
+            };
+            Decision::accept(Room {
+                user: user.into_owned(),
+            })
+        }
+        fn on_open(&mut self, out: &mut Outbox<'_>) {
+            out.send_text(&format!("hello, {}", self.user)).ok();
+            out.schedule_in(10_000);
+        }
+        fn on_message(&mut self, message: Message<'_>, out: &mut Outbox<'_>) {
+            match message {
+                Message::Text(text) => out.send_text(&format!("{}: {text}", self.user)).ok(),
+                Message::Binary(_) => out.close(CloseCode::UNSUPPORTED_DATA, "text only").ok(),
+            };
+        }
+        fn on_timer(&mut self, out: &mut Outbox<'_>) {
+            out.send_text("still here?").ok();
+            out.schedule_in(10_000);
+        }
+    }
+
+    #[test]
+    fn the_guide_example_holds() {
+        let rejected = connect::<Room>(TestRequest::new("/")).unwrap_err();
+        assert_eq!(
+            (rejected.status(), rejected.reason()),
+            (401, Some("?user= is required"))
+        );
+
+        let mut ws = connect::<Room>(TestRequest::new("/?user=ann")).unwrap();
+        assert_eq!(ws.recv(), Some(Reply::Text("hello, ann".into())));
+        ws.send_text("hi");
+        assert_eq!(ws.recv(), Some(Reply::Text("ann: hi".into())));
+        ws.advance(10_000); // the timer fires
+        assert_eq!(ws.recv(), Some(Reply::Text("still here?".into())));
+        ws.send_binary(b"\x00");
+        assert_eq!(
+            ws.recv(),
+            Some(Reply::Close(
+                CloseCode::UNSUPPORTED_DATA,
+                "text only".into()
+            ))
+        );
     }
 
     #[test]
