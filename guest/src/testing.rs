@@ -39,7 +39,8 @@
 //! ([`TestClient::advance`]). What the test client does not do: offer
 //! permessage-deflate (a request that offers it gets plain frames only if
 //! the handler does not accept it) or provide the host's services
-//! ([`pubsub`](crate::pubsub) calls fail natively, see its docs).
+//! (a [`pubsub`](crate::pubsub) call panics natively and traps under
+//! `ws-edge run`, with a message saying so: test those end to end).
 
 use std::collections::VecDeque;
 use std::fmt;
