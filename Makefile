@@ -16,7 +16,7 @@ COMPOSED  := $(GUEST_DIR)/composed.wasm
 # component is built once, not once per build profile and crate.
 export WS_EDGE_GUEST_TARGET_DIR := $(CURDIR)/target/guests
 
-.PHONY: run build chat guests sizes test test-deps fmt-check clippy unit e2e autobahn \
+.PHONY: run build chat guests sizes test test-deps fmt-check clippy unit e2e autobahn check-new \
         check-wit cli-check portability fuzz bench bench-smoke compose drills \
         conformance conformance-guests conformance-host
 
@@ -41,7 +41,7 @@ sizes: guests
 	@ls -l $(GUEST_DIR)/*.wasm | awk '{printf "%8d  %s\n", $$5, $$9}'
 
 ## Everything: formatting, clippy, unit tests, component builds, end to end.
-test: test-deps fmt-check clippy unit e2e sizes check-wit cli-check portability
+test: test-deps fmt-check clippy unit e2e sizes check-wit cli-check portability check-new
 
 test-deps:
 	scripts/test-deps.sh
@@ -55,7 +55,8 @@ clippy: wasm32-wasip2
 		-p ws-edge-guest $(addprefix -p ,$(GUESTS)) -- -D warnings
 
 unit:
-	$(CARGO) test -p ws-edge -p ws-edge-guest
+	$(CARGO) test -p ws-edge -p ws-edge-guest --features ws-edge-guest/log \
+		-p example-echo -p example-chat -p example-chat-auth -p example-reject
 
 ## The host's unit tests and the end-to-end test binary (release: wasmtime
 ## and the 1 000-connection test are much faster optimised).
@@ -86,6 +87,12 @@ check-wit: guests compose
 		$(GUEST_DIR)/reject.wasm \
 		$(GUEST_DIR)/compose_monolithic.wasm $(COMPOSED)
 	scripts/check-wit.sh --handler $(GUEST_DIR)/compose_handler.wasm
+
+## `ws-edge new` as a new author uses it, in a temporary directory outside
+## the workspace: build, `cargo test`, serve, an echo round trip, and
+## README's handler (scripts/check-new.sh).
+check-new: build
+	scripts/check-new.sh target/release/ws-edge
 
 ## `wasmtime run --invoke` drives preview-head (wasmtime-cli 48.0.8; installed
 ## only if missing: ~10 minutes on a quiet 2-core machine, once).

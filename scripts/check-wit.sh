@@ -17,7 +17,8 @@
 #   3. those interfaces are the ones in wit/ item for item (types, fields,
 #      cases, functions, resource methods; doc comments are ignored);
 #   4. every import is the types-only ws-edge:websocket/types@0.2.0, the
-#      host's ws-edge:websocket/pubsub@0.2.0 (only if the handler uses it) or a WASI
+#      host's ws-edge:websocket/pubsub@0.2.0 (only if the handler uses it),
+#      wasi:logging/logging@0.1.0-draft (only with the guest's `log` feature) or a WASI
 #      interface the Rust standard library pulls in (wasi:io, wasi:cli,
 #      wasi:clocks, wasi:random, wasi:filesystem); anything else
 #      (wasi:sockets, wasi:http, a non-WASI import) is an error;
@@ -63,7 +64,7 @@ iface_names=("${exported[@]}")
 [[ "$world" == websocket-handler ]] || iface_names=(types "${exported[@]}")
 # The exports expected, one per line, sorted.
 interface="$(printf "ws-edge:websocket/%s@$version\n" "${exported[@]}" | sort)"
-allowed_imports='^(wasi:(io|cli|clocks|random|filesystem)/[a-z0-9-]+@0\.2\.[0-9]+|ws-edge:websocket/(types|pubsub)@'"${version//./\\.}"')$'
+allowed_imports='^(wasi:(io|cli|clocks|random|filesystem)/[a-z0-9-]+@0\.2\.[0-9]+|wasi:logging/logging@0\.1\.0-draft|ws-edge:websocket/(types|pubsub)@'"${version//./\\.}"')$'
 
 want_version=1.263.0
 wasm_tools="${WASM_TOOLS:-}"
@@ -142,7 +143,7 @@ targets_check() { # COMPONENT COMPONENT-WIT
     # The component's WIT holds every WASI package it uses as a nested
     # package: split them out as dependencies.
     awk -v out="$dir/deps" '
-        /^package wasi:[a-z-]+@[0-9.]+ \{$/ { name = $2; gsub(/[:@]/, "-", name); file = out "/" name ".wit"; print "package " $2 ";" > file; inside = 1; depth = 1; next }
+        /^package wasi:[a-z-]+@[0-9a-z.-]+ \{$/ { name = $2; gsub(/[:@]/, "-", name); file = out "/" name ".wit"; print "package " $2 ";" > file; inside = 1; depth = 1; next }
         inside {
             line = $0
             depth += gsub(/\{/, "{", line) - gsub(/\}/, "}", line)

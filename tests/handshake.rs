@@ -744,6 +744,13 @@ fn accessors() {
     assert_eq!(url.query(), Some("x=1&y=two+words&x=3"));
     assert_eq!(url.query_value("y").as_deref(), Some("two words"));
     assert_eq!(url.query_pairs().filter(|(k, _)| k == "x").count(), 2);
+    // The request's own shortcuts: the decoded path and the same query.
+    assert_eq!(req.path(), "/a b/c");
+    assert_eq!(req.query(), Some("x=1&y=two+words&x=3"));
+    assert_eq!(req.query_value("y").as_deref(), Some("two words"));
+    assert_eq!(req.query_value("x").as_deref(), Some("1"));
+    assert_eq!(req.query_value("z"), None);
+    assert_eq!(req.query_pairs().count(), 3);
 
     let cookies: Vec<(String, String)> = req
         .cookies()

@@ -43,21 +43,21 @@ impl Handler for Delegate {
         for message in &reply.send {
             // Backpressure or a closing connection: the WIT contract says
             // such a message is dropped.
-            let _ = match message {
-                wit::Message::Text(text) => out.send_text(text),
-                wit::Message::Binary(data) => out.send_binary(data),
+            match message {
+                wit::Message::Text(text) => out.send_text(text).ok(),
+                wit::Message::Binary(data) => out.send_binary(data).ok(),
             };
         }
         if let Some(close) = reply.close
             && out.close(close.code, &close.reason) == Err(SendError::InvalidCode)
         {
-            let _ = out.close(CloseCode::new(1011), &close.reason);
+            out.close(CloseCode::INTERNAL_ERROR, &close.reason).ok();
         }
     }
 
-    fn on_close(&mut self, code: u16, reason: &str) {
+    fn on_close(&mut self, code: CloseCode, reason: &str) {
         self.session.closed(&wit::CloseFrame {
-            code,
+            code: code.as_u16(),
             reason: reason.to_owned(),
         });
     }

@@ -30,6 +30,9 @@
 //! | `WS_EDGE_DEFLATE_NO_CONTEXT_TAKEOVER` | `server_no_context_takeover`, `client_no_context_takeover` | `true` or `false` |
 //! | `WS_EDGE_DEFLATE_WINDOW_BITS` | `server_max_window_bits`, `client_max_window_bits` | 9–15 |
 //!
+//! `WS_EDGE_LOG` (`off`, `error`, `warn`, `info`, `debug`, `trace`) is the
+//! level of the logger of the `log` feature (module `logging`).
+//!
 //! The `WS_EDGE_DEFLATE_*` settings change a policy that is on (by the
 //! handler or `WS_EDGE_DEFLATE=on`); they do not turn it on.
 //!
@@ -174,6 +177,9 @@ impl Overrides {
                     &mut o.deflate_window_bits,
                     number(value).filter(|n: &u8| (9..=15).contains(n)),
                 ),
+                // The log level, read by the logger (feature `log`); known
+                // here so it is never reported as unknown.
+                "WS_EDGE_LOG" => continue,
                 _ => {
                     problems.push(format!("ignoring unknown setting {key}"));
                     continue;
@@ -282,7 +288,8 @@ mod tests {
             max_message: 7,
             ..Config::default()
         };
-        let (o, problems) = Overrides::parse([("PATH", "/bin"), ("HOME", "/")]);
+        let (o, problems) =
+            Overrides::parse([("PATH", "/bin"), ("HOME", "/"), ("WS_EDGE_LOG", "debug")]);
         assert_eq!(o, Overrides::default());
         assert!(problems.is_empty());
         assert_eq!(o.apply(base.clone()), base);

@@ -5,8 +5,8 @@
 //! [`ws_edge`] core, and one export macro. A handler author implements
 //! [`Handler`] and writes one line:
 //!
-//! ```ignore
-//! use ws_edge_guest::{Decision, Handler, Message, Outbox, Request};
+//! ```
+//! use ws_edge_guest::prelude::*;
 //!
 //! struct Echo;
 //!
@@ -15,24 +15,46 @@
 //!         Decision::accept(Echo)
 //!     }
 //!     fn on_message(&mut self, message: Message<'_>, out: &mut Outbox<'_>) {
-//!         let _ = match message {
-//!             Message::Text(text) => out.send_text(text),
-//!             Message::Binary(data) => out.send_binary(data),
-//!         };
+//!         out.send(message).ok(); // dropped if the peer does not read
 //!     }
 //! }
 //!
 //! ws_edge_guest::export_handler!(Echo);
+//! # let mut ws = ws_edge_guest::testing::connect::<Echo>(TestRequest::new("/")).unwrap();
+//! # ws.send_text("hi");
+//! # assert_eq!(ws.recv(), Some(Reply::Text("hi".into())));
 //! ```
 //!
-//! Build with `cargo build --profile guest --target wasm32-wasip2`: the
-//! toolchain's `wasm-component-ld` emits the component directly.
+//! `ws-edge new NAME` scaffolds such a crate (with the build settings and a
+//! test); `cargo build --release` there emits the component, `ws-edge serve
+//! target/wasm32-wasip2/release/NAME.wasm` serves it. The handler author's
+//! guide is `docs/handlers.md` in the repository.
+//!
+//! # Where everything is
+//!
+//! | What | Where |
+//! |---|---|
+//! | everything a handler names (below) | [`prelude`]: `use ws_edge_guest::prelude::*;` |
+//! | the trait and the export | [`Handler`], [`export_handler!`] |
+//! | the decision | [`Decision`], [`AcceptOptions`], [`RejectOptions`], [`AcceptError`] |
+//! | the request | [`Request`] (`path()`, `query_value()`, `origin()`, `cookie()`, `header_str()`, …) |
+//! | cookies and headers | [`SetCookie`], [`SameSite`], [`Expires`], [`Header`] |
+//! | messages and sending | [`Message`], [`Control`], [`Outbox`], [`SendError`], [`CloseCode`], [`State`] |
+//! | limits | [`Config`] (connection), [`HandshakeConfig`] (handshake), [`DeflateConfig`]; [`config`]: the operator's `WS_EDGE_*` environment |
+//! | rooms and broadcast | [`pubsub`] |
+//! | native tests | [`testing`] |
+//! | logs | feature `log`: `log::info!` and friends reach the host with level and target (module `logging`) |
+//! | handlers in other languages | [`compose`] |
+//! | the no-I/O core | [`ws_edge`] (re-exported) |
+//!
+//! # What the glue does
 //!
 //! The glue validates every request (RFC 6455 §4.2.1) before the handler
 //! sees it, answers malformed ones itself (400 / 426 / 431), runs the
 //! handler's decision through [`Request::accept`] / [`Request::reject`], and
 //! drives one [`ws_edge::protocol::Connection`] per accepted connection,
-//! calling the handler's hooks for each message and for the close.
+//! calling the handler's hooks for the open, each message, its timer and the
+//! close.
 //!
 //! Connection limits come from [`Handler::connection_config`], which by
 //! default applies the operator's `WS_EDGE_*` environment variables
@@ -50,13 +72,14 @@ use std::cell::RefCell;
 pub use ws_edge;
 pub use ws_edge::deflate::DeflateConfig;
 pub use ws_edge::handshake::{
-    AcceptError, AcceptOptions, HandshakeConfig, RejectOptions, Request, Response, SetCookie,
+    AcceptError, AcceptOptions, Expires, HandshakeConfig, Header, RejectOptions, Request, Response,
+    SameSite, SetCookie,
 };
-pub use ws_edge::protocol::{CloseCode, Config, Outbox, SendError};
+pub use ws_edge::protocol::{CloseCode, Config, SendError, State};
 
 use ws_edge::Parsed;
 use ws_edge::handshake as hs;
-use ws_edge::protocol::{self as proto, Event};
+use ws_edge::protocol as proto;
 
 // Lets the generated code and the export macro name this crate by its
 // absolute path from inside the crate too.
@@ -64,9 +87,44 @@ extern crate self as ws_edge_guest;
 
 pub mod compose;
 pub mod config;
+#[cfg(feature = "log")]
+pub mod logging;
 pub mod pubsub;
+mod session;
+pub mod testing;
 
 pub use config::{config_from_env, deflate_from_env};
+pub use session::Outbox;
+use session::Session;
+
+/// Everything a handler names, for one glob import:
+///
+/// ```
+/// use ws_edge_guest::prelude::*;
+/// ```
+///
+/// The trait and its types ([`Handler`], [`Decision`], [`Request`],
+/// [`Message`], [`Control`], [`Outbox`], [`CloseCode`], [`SendError`],
+/// [`State`]), the handshake's options ([`AcceptOptions`],
+/// [`RejectOptions`], [`AcceptError`], [`SetCookie`], [`SameSite`],
+/// [`Expires`], [`Header`]), the settings ([`Config`], [`HandshakeConfig`],
+/// [`DeflateConfig`], [`config_from_env`]), pub/sub ([`pubsub`],
+/// [`Delivery`](pubsub::Delivery), [`PubSubError`](pubsub::PubSubError))
+/// and the test client's types ([`TestRequest`](testing::TestRequest),
+/// [`Reply`](testing::Reply)), plus [`Response`] and the core's
+/// [`Connection`](ws_edge::protocol::Connection) for tests below the
+/// handler level. A type of your own with one of these names simply
+/// shadows the glob import.
+pub mod prelude {
+    pub use crate::pubsub::{self, Delivery, PubSubError};
+    pub use crate::testing::{Reply, TestRequest};
+    pub use crate::{
+        AcceptError, AcceptOptions, CloseCode, Config, Control, Decision, DeflateConfig, Expires,
+        Handler, HandshakeConfig, Header, Message, Outbox, RejectOptions, Request, Response,
+        SameSite, SendError, SetCookie, State, config_from_env,
+    };
+    pub use ws_edge::protocol::Connection;
+}
 
 /// The generated bindings (not for handler authors).
 ///
@@ -104,6 +162,17 @@ pub enum Message<'a> {
     Binary(&'a [u8]),
 }
 
+/// A received control frame other than close (which ends the connection
+/// and reaches [`Handler::on_close`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control<'a> {
+    /// A ping with its payload; the pong is queued already (unless
+    /// [`Config::auto_pong`] is off).
+    Ping(&'a [u8]),
+    /// A pong with its payload, solicited by a keepalive ping or not.
+    Pong(&'a [u8]),
+}
+
 /// The handler's answer to an upgrade request.
 #[derive(Debug)]
 pub enum Decision<S> {
@@ -134,22 +203,65 @@ impl<S> Decision<S> {
         Decision::Accept { options, state }
     }
 
-    /// Rejects with `status` and an `X-WebSocket-Reject-Reason` of `reason`.
+    /// Rejects with `status` (300–599) and `reason`.
+    ///
+    /// The reason travels only in the `X-WebSocket-Reject-Reason` header,
+    /// which a browser's `WebSocket` cannot read (it sees a failed
+    /// connection and no status either); tools, native clients and logs do.
+    /// Add a body or headers with [`RejectOptions`] and
+    /// [`Decision::Reject`].
     pub fn reject(status: u16, reason: impl Into<String>) -> Self {
         Decision::Reject(RejectOptions::new(status).reason(reason))
+    }
+}
+
+impl<S> From<RejectOptions> for Decision<S> {
+    fn from(options: RejectOptions) -> Self {
+        Decision::Reject(options)
     }
 }
 
 /// A WebSocket handler: the decision on each upgrade request and the hooks of
 /// each accepted connection. `Self` is the per-connection state.
 ///
-/// Hooks run inside the component while the host is in `connection.receive`
-/// / `tick` / `close` / `disconnected`; what they send through the
-/// [`Outbox`] goes out in that call's transmit.
+/// # Lifecycle
+///
+/// 1. [`on_request`](Self::on_request) decides on a request that passed
+///    validation; accepting creates `Self`.
+/// 2. The `101` goes out; [`on_open`](Self::on_open) runs before anything
+///    else, and what it sends follows the `101` at once (a greeting).
+/// 3. [`on_message`](Self::on_message), [`on_control`](Self::on_control),
+///    [`on_timer`](Self::on_timer) and
+///    [`on_publication`](Self::on_publication) run as things happen.
+/// 4. [`on_close`](Self::on_close) runs once when the connection ends; no
+///    hook runs after it.
+///
+/// # Sending happens inside hooks
+///
+/// A component runs only while the host calls it, so there is no sending
+/// from elsewhere (no threads, no background tasks, no globals holding an
+/// [`Outbox`]): every hook gets the connection's [`Outbox`], and what it
+/// queues goes out when the hook returns. To send later, ask for a wake-up
+/// with [`Outbox::schedule_in`] and send from [`on_timer`](Self::on_timer);
+/// to send because of another connection, subscribe both to a
+/// [`pubsub`] topic and publish to it.
+///
+/// # Errors
+///
+/// A panic or trap ends only this connection: before the `101` the client
+/// gets `500`, after it a `1011` close. A failed send returns a
+/// [`SendError`] and queues nothing (see [`Outbox`]).
 pub trait Handler: Sized + 'static {
     /// Decides on a request that passed validation: accept (creating this
     /// connection's state) or reject.
     fn on_request(request: &Request) -> Decision<Self>;
+
+    /// The connection is open: the `101` is written, no message has been
+    /// handled yet. What this sends goes out right after the `101`, before
+    /// the client has said anything. Also the place to start a timer.
+    fn on_open(&mut self, out: &mut Outbox<'_>) {
+        let _ = out;
+    }
 
     /// A complete message arrived. Reply through `out`; a send may fail with
     /// [`SendError::Backpressure`] when the peer does not read.
@@ -158,16 +270,26 @@ pub trait Handler: Sized + 'static {
     }
 
     /// A ping or pong arrived (pings are already answered).
-    fn on_control(&mut self, ping: bool, payload: &[u8], out: &mut Outbox<'_>) {
-        let _ = (ping, payload, out);
+    fn on_control(&mut self, control: Control<'_>, out: &mut Outbox<'_>) {
+        let _ = (control, out);
     }
 
-    /// The connection closed: the peer's close code and reason, the code we
-    /// sent for a protocol error, or 1006 when the connection was lost or a
-    /// timer ran out. Runs at most once, and no hook runs after it. It does
-    /// not run when the host discards the instance without ending the
-    /// connection (after a failed call, or at a shutdown that times out).
-    fn on_close(&mut self, code: u16, reason: &str) {
+    /// The time asked for with [`Outbox::schedule_in`] /
+    /// [`Outbox::schedule_at`] has come (give or take the host's timer
+    /// resolution; never early). Runs only while the connection is open;
+    /// schedule again here for a periodic timer.
+    fn on_timer(&mut self, out: &mut Outbox<'_>) {
+        let _ = out;
+    }
+
+    /// The connection closed: the peer's close code and reason
+    /// ([`CloseCode::NO_STATUS`] if its close frame had no code), the code
+    /// we sent for a protocol error, or [`CloseCode::ABNORMAL`] (1006) when
+    /// the connection was lost or a timer ran out. Runs at most once, and no
+    /// hook runs after it. It does not run when the host discards the
+    /// instance without ending the connection (after a failed call, or at a
+    /// shutdown that times out).
+    fn on_close(&mut self, code: CloseCode, reason: &str) {
         let _ = (code, reason);
     }
 
@@ -178,10 +300,7 @@ pub trait Handler: Sized + 'static {
     /// component); override it to filter or transform.
     fn on_publication(&mut self, topic: &str, message: Message<'_>, out: &mut Outbox<'_>) {
         let _ = topic;
-        let _ = match message {
-            Message::Text(text) => out.send_text(text),
-            Message::Binary(data) => out.send_binary(data),
-        };
+        out.send(message).ok();
     }
 
     /// The options of an [`Decision::Accept`] could not be honoured: a
@@ -226,6 +345,9 @@ pub trait Handler: Sized + 'static {
 
 /// Exports `$handler` (a type implementing [`Handler`]) as the component's
 /// `websocket-request` interface. Use once, at the crate root of a `cdylib`.
+///
+/// Without it the crate still builds, but the component exports nothing
+/// the host can run (`ws-edge serve` says so).
 #[macro_export]
 macro_rules! export_handler {
     ($handler:ty) => {
@@ -242,16 +364,10 @@ macro_rules! export_handler {
 #[doc(hidden)]
 pub struct Component<H>(core::marker::PhantomData<H>);
 
-/// The `connection` resource: the framing state machine plus the handler's
-/// per-connection state.
+/// The `connection` resource: one [`Session`].
 #[doc(hidden)]
 pub struct GuestConnection<H: Handler> {
-    inner: RefCell<Inner<H>>,
-}
-
-struct Inner<H> {
-    conn: proto::Connection,
-    handler: H,
+    session: RefCell<Session<H>>,
 }
 
 impl<H: Handler> wit::Guest for Component<H> {
@@ -262,20 +378,20 @@ impl<H: Handler> wit::Guest for Component<H> {
         transport: wit::Transport,
         now: wit::Milliseconds,
     ) -> wit::HeadResult {
-        let config = H::handshake_config();
-        match hs::Request::from_head_vec(head, core_transport(&transport), &config) {
+        match parse_head::<H>(head, core_transport(&transport)) {
             Parsed::Incomplete => wit::HeadResult::Incomplete,
             Parsed::Complete {
                 consumed,
                 value: result,
             } => wit::HeadResult::Complete(wit::HeadHandshake {
                 consumed: u32::try_from(consumed).unwrap_or(u32::MAX),
-                handshake: decide::<H>(result, now),
+                handshake: wit_handshake(decide::<H>(result, now)),
             }),
         }
     }
 
     fn handle_request(request: wit::Request, now: wit::Milliseconds) -> wit::Handshake {
+        start();
         let config = H::handshake_config();
         let parts = hs::RequestParts {
             method: request.method,
@@ -291,7 +407,7 @@ impl<H: Handler> wit::Guest for Component<H> {
                 .collect(),
             transport: core_transport(&request.transport),
         };
-        decide::<H>(hs::Request::from_parts(parts, &config), now)
+        wit_handshake(decide::<H>(hs::Request::from_parts(parts, &config), now))
     }
 }
 
@@ -308,15 +424,40 @@ impl<H: Handler> wit_preview::Guest for Component<H> {
     }
 }
 
+/// What runs before the first handshake of an instance: the logger, when
+/// the `log` feature is on.
+fn start() {
+    #[cfg(feature = "log")]
+    logging::init();
+}
+
+/// Parses and validates a head with the handler's handshake settings.
+pub(crate) fn parse_head<H: Handler>(
+    head: Vec<u8>,
+    transport: hs::Transport,
+) -> Parsed<Result<Request, hs::Rejection>> {
+    start();
+    hs::Request::from_head_vec(head, transport, &H::handshake_config())
+}
+
+/// The outcome of a handshake: the response, and the connection if it is a
+/// `101`.
+pub(crate) struct Decided<H> {
+    /// The response to write.
+    pub(crate) response: Response,
+    /// The accepted connection.
+    pub(crate) session: Option<Session<H>>,
+}
+
 /// Runs the handler's decision on a validated request (or answers the
-/// rejection) and builds the WIT handshake.
-fn decide<H: Handler>(result: Result<Request, hs::Rejection>, now: u64) -> wit::Handshake {
+/// rejection).
+pub(crate) fn decide<H: Handler>(result: Result<Request, hs::Rejection>, now: u64) -> Decided<H> {
     let mut request = match result {
         Ok(request) => request,
         Err(rejection) => {
-            return wit::Handshake {
-                response: wit_response(rejection.response()),
-                connection: None,
+            return Decided {
+                response: rejection.response(),
+                session: None,
             };
         }
     };
@@ -335,15 +476,9 @@ fn decide<H: Handler>(result: Result<Request, hs::Rejection>, now: u64) -> wit::
                     ),
                     None => proto::Connection::new(config, now),
                 };
-                let conn = GuestConnection {
-                    inner: RefCell::new(Inner {
-                        conn,
-                        handler: state,
-                    }),
-                };
-                wit::Handshake {
-                    response: wit_response(accepted.response),
-                    connection: Some(wit::Connection::new(conn)),
+                Decided {
+                    response: accepted.response,
+                    session: Some(Session::new(conn, state)),
                 }
             }
             // The handler asked for something the request cannot give (a
@@ -358,27 +493,35 @@ fn decide<H: Handler>(result: Result<Request, hs::Rejection>, now: u64) -> wit::
     }
 }
 
-fn reject_with(request: &mut Request, options: RejectOptions) -> wit::Handshake {
+fn reject_with<H>(request: &mut Request, options: RejectOptions) -> Decided<H> {
     let response = match request.reject(&options) {
         Ok(response) => response,
         // Invalid options (a status outside 300–599, a header that could
         // inject): answer with a plain 500 instead.
         Err(e) => match request.reject(&RejectOptions::new(500).reason(e.to_string())) {
             Ok(response) => response,
-            Err(_) => fallback_500(),
+            Err(_) => Response::plain(500, ""),
         },
     };
-    wit::Handshake {
-        response: wit_response(response),
-        connection: None,
+    Decided {
+        response,
+        session: None,
     }
 }
 
-fn fallback_500() -> Response {
-    Response::plain(500, "")
+/// The WIT handshake of a decision (creates the `connection` resource).
+fn wit_handshake<H: Handler>(decided: Decided<H>) -> wit::Handshake {
+    wit::Handshake {
+        response: wit_response(decided.response),
+        connection: decided.session.map(|session| {
+            wit::Connection::new(GuestConnection {
+                session: RefCell::new(session),
+            })
+        }),
+    }
 }
 
-fn core_transport(t: &wit::Transport) -> hs::Transport {
+pub(crate) fn core_transport(t: &wit::Transport) -> hs::Transport {
     hs::Transport {
         peer: t.peer.map(socket_addr),
         tls: t.tls,
@@ -443,39 +586,24 @@ fn wit_response(r: Response) -> wit::Response {
     }
 }
 
-/// Calls the handler's hook for one event.
-fn dispatch<H: Handler>(handler: &mut H, event: Event<'_>, out: &mut Outbox<'_>) {
-    match event {
-        Event::Text(text) => handler.on_message(Message::Text(text), out),
-        Event::Binary(data) => handler.on_message(Message::Binary(data), out),
-        Event::Ping(payload) => handler.on_control(true, payload, out),
-        Event::Pong(payload) => handler.on_control(false, payload, out),
-        Event::Close(code, reason) => handler.on_close(code.as_u16(), reason),
-    }
-}
-
 impl<H: Handler> GuestConnection<H> {
-    /// Runs `f` on the connection and handler, then drains the output into a
-    /// transmit.
-    fn with(&self, f: impl FnOnce(&mut proto::Connection, &mut H)) -> wit::Transmit {
+    /// Runs `f` on the session, then drains the output into a transmit.
+    fn with(&self, f: impl FnOnce(&mut Session<H>)) -> wit::Transmit {
         // Component calls never re-enter a resource, so the cell is free.
-        let mut inner = self.inner.borrow_mut();
-        let Inner { conn, handler } = &mut *inner;
-        f(conn, handler);
-        transmit(conn)
-    }
-}
-
-fn transmit(conn: &mut proto::Connection) -> wit::Transmit {
-    let state = match conn.state() {
-        proto::State::Open => wit::ConnectionState::Open,
-        proto::State::Closing => wit::ConnectionState::Closing,
-        proto::State::Closed(ending) => wit::ConnectionState::Closed(wit_ending(ending)),
-    };
-    wit::Transmit {
-        bytes: conn.take_output(),
-        state,
-        deadline: conn.deadline(),
+        let mut session = self.session.borrow_mut();
+        f(&mut session);
+        let deadline = session.deadline();
+        let conn = session.conn();
+        let state = match conn.state() {
+            proto::State::Open => wit::ConnectionState::Open,
+            proto::State::Closing => wit::ConnectionState::Closing,
+            proto::State::Closed(ending) => wit::ConnectionState::Closed(wit_ending(ending)),
+        };
+        wit::Transmit {
+            bytes: conn.take_output(),
+            state,
+            deadline,
+        }
     }
 }
 
@@ -502,23 +630,19 @@ fn wit_ending(ending: &proto::Ending) -> wit::Ending {
 
 impl<H: Handler> wit::GuestConnection for GuestConnection<H> {
     fn receive(&self, mut data: Vec<u8>, now: wit::Milliseconds) -> wit::Transmit {
-        self.with(|conn, handler| {
-            conn.receive_mut(&mut data, now, |event, out| dispatch(handler, event, out))
-        })
+        self.with(|session| session.receive(&mut data, now))
     }
 
     fn tick(&self, now: wit::Milliseconds) -> wit::Transmit {
-        self.with(|conn, handler| conn.tick(now, |event, out| dispatch(handler, event, out)))
+        self.with(|session| session.tick(now))
     }
 
     fn close(&self, code: u16, reason: String, now: wit::Milliseconds) -> wit::Transmit {
-        self.with(|conn, _| conn.close(CloseCode::new(code), &reason, now))
+        self.with(|session| session.close(CloseCode::new(code), &reason, now))
     }
 
     fn disconnected(&self, now: wit::Milliseconds) -> wit::Transmit {
-        self.with(|conn, handler| {
-            conn.disconnected(now, |event, out| dispatch(handler, event, out))
-        })
+        self.with(|session| session.disconnected(now))
     }
 }
 
@@ -529,17 +653,12 @@ impl<H: Handler> wit_delivery::Guest for Component<H> {
         message: wit_types::Message,
         now: wit::Milliseconds,
     ) -> wit::Transmit {
-        conn.get::<GuestConnection<H>>().with(|conn, handler| {
-            // Timers first, as every call that passes the time does.
-            conn.tick(now, |event, out| dispatch(handler, event, out));
-            if *conn.state() != proto::State::Open {
-                return;
-            }
+        conn.get::<GuestConnection<H>>().with(|session| {
             let message = match &message {
                 wit_types::Message::Text(text) => Message::Text(text),
                 wit_types::Message::Binary(data) => Message::Binary(data),
             };
-            handler.on_publication(&topic, message, &mut conn.outbox());
+            session.deliver(&topic, message, now);
         })
     }
 }

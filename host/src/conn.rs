@@ -159,7 +159,7 @@ pub(crate) async fn serve<S: Socket>(
             return;
         }
     };
-    if http::is_demo_request(head.bytes()) {
+    if shared.demo_page && http::is_demo_request(head.bytes()) {
         tracing::debug!(%peer, "serving the demo page");
         ended("demo page");
         return reply_and_close(&mut stream, &http::demo_response(), write_timeout).await;

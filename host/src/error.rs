@@ -197,3 +197,59 @@ mod tests {
         }
     }
 }
+
+/// The start-up error for a component without `websocket-request`: its
+/// exports, and the likely cause when it exports nothing of ws-edge (a Rust
+/// crate without `export_handler!`, or a handler-only component that was
+/// never composed).
+pub(crate) fn missing_export(
+    exports: &[&str],
+    interface: &str,
+    detail: impl fmt::Debug,
+) -> anyhow::Error {
+    let listed = if exports.is_empty() {
+        "nothing".to_owned()
+    } else {
+        exports.join(", ")
+    };
+    let hint = if exports
+        .iter()
+        .any(|e| e.starts_with("ws-edge:websocket/handler@"))
+    {
+        "it is a handler component (world websocket-handler): compose it with the \
+         protocol component first (docs/composition.md)"
+    } else if !exports.iter().any(|e| e.starts_with("ws-edge:websocket/")) {
+        "it exports nothing of ws-edge; a Rust handler crate needs \
+         `ws_edge_guest::export_handler!(YourHandler);` at its root (and \
+         crate-type = [\"cdylib\"])"
+    } else {
+        "it was built against another version of the ws-edge contract"
+    };
+    anyhow::anyhow!(
+        "the component does not export {interface} (it exports {listed}): {hint}. \
+         Detail: {detail:?}"
+    )
+}
+
+#[cfg(test)]
+mod missing_export_tests {
+    use super::missing_export;
+
+    const I: &str = "ws-edge:websocket/websocket-request@0.2.0";
+
+    #[test]
+    fn names_the_likely_cause() {
+        let e = missing_export(&["wasi:cli/run@0.2.6"], I, "x").to_string();
+        assert!(e.contains("export_handler!"), "{e}");
+        assert!(e.contains("it exports wasi:cli/run@0.2.6"), "{e}");
+        let e = missing_export(&[], I, "x").to_string();
+        assert!(
+            e.contains("exports nothing") && e.contains("export_handler!"),
+            "{e}"
+        );
+        let e = missing_export(&["ws-edge:websocket/handler@0.2.0"], I, "x").to_string();
+        assert!(e.contains("compose it"), "{e}");
+        let e = missing_export(&["ws-edge:websocket/websocket-request@0.1.0"], I, "x").to_string();
+        assert!(e.contains("another version"), "{e}");
+    }
+}

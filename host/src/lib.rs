@@ -29,8 +29,10 @@
 mod admin;
 mod bindings;
 mod budget;
+mod command;
 mod conn;
 mod error;
+mod guest_log;
 mod http;
 mod instance;
 #[doc(hidden)]
@@ -56,6 +58,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::Instrument as _;
 
 pub use budget::{ADMIT_PERCENT, SHED_PERCENT, default_budget};
+pub use command::run_command;
 pub use error::FailureKind;
 pub use pubsub::PubSubLimits;
 pub use pubsub::nats::{KIND_HEADER, SUBJECT_PREFIX};
@@ -147,6 +150,8 @@ pub(crate) struct Shared {
     clock: tokio::time::Instant,
     /// Failed guest calls, by [`FailureKind::index`].
     failures: Arc<[AtomicU64; FailureKind::ALL.len()]>,
+    /// Whether a plain `GET /` gets the demo page.
+    demo_page: bool,
 }
 
 impl Shared {
@@ -177,6 +182,7 @@ pub struct ServerBuilder {
     broker: Option<String>,
     admin: Option<SocketAddr>,
     admin_token: Option<String>,
+    demo_page: Option<bool>,
 }
 
 impl ServerBuilder {
@@ -289,9 +295,20 @@ impl ServerBuilder {
         self
     }
 
+    /// Whether a plain `GET /` (no `Upgrade`) gets the echo demo page
+    /// instead of going to a component. Default: only when the default
+    /// route serves the bundled echo component.
+    pub fn demo_page(mut self, on: bool) -> Self {
+        self.demo_page = Some(on);
+        self
+    }
+
     /// Compiles the components, loads the TLS certificate and binds the
     /// listening socket. Must be called inside a tokio runtime.
     pub async fn bind(self) -> anyhow::Result<Server> {
+        let demo_page = self
+            .demo_page
+            .unwrap_or(!self.no_default_route && matches!(self.source, Source::Bundled));
         let limits = self.limits;
         let env = self.env;
         let broker = Arc::new(pubsub::Broker::new(self.pubsub));
@@ -360,6 +377,7 @@ impl ServerBuilder {
                 limits,
                 clock: tokio::time::Instant::now(),
                 failures: Arc::default(),
+                demo_page,
             }),
         })
     }
@@ -558,6 +576,7 @@ impl Server {
             broker: None,
             admin: None,
             admin_token: None,
+            demo_page: None,
         }
     }
 

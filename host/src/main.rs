@@ -1,6 +1,8 @@
 //! `ws-edge`: serve WebSocket clients with a ws-edge component.
 
-use std::io::Write as _;
+mod scaffold;
+
+use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,12 +23,44 @@ struct Cli {
 enum Command {
     /// Serve WebSocket connections with a component.
     ///
-    /// Prints `listening on ws://ADDR` (or wss://) once bound. A plain
-    /// `GET /` without `Upgrade` returns a small demo page. Logs go to
-    /// stderr; set RUST_LOG (e.g. RUST_LOG=ws_edge_host=debug) for more.
-    /// SIGHUP reloads the component files and the TLS certificate;
-    /// SIGINT/SIGTERM close open connections with 1001 and exit.
+    /// Prints `listening on ws://ADDR` (or wss://) once bound. With the
+    /// bundled echo (or --demo-page) a plain `GET /` without `Upgrade`
+    /// returns a small demo page. Logs go to stderr; set RUST_LOG (e.g.
+    /// RUST_LOG=ws_edge_host=debug) for more. SIGHUP reloads the component
+    /// files and the TLS certificate; SIGINT/SIGTERM close open connections
+    /// with 1001 and exit.
     Serve(Serve),
+    /// Create a handler project in directory NAME: it builds with `cargo
+    /// build --release`, tests with `cargo test` and echoes out of the box.
+    New(New),
+    /// Run a wasi:cli command component (the test runner of `ws-edge new`
+    /// projects: `cargo test` runs its test binary with it).
+    Run(Run),
+}
+
+#[derive(clap::Args)]
+struct New {
+    /// The package name, also the directory created.
+    name: String,
+
+    /// Create the project here instead of ./NAME.
+    #[arg(long, value_name = "DIR")]
+    path: Option<PathBuf>,
+
+    /// The ws-edge-guest crate to depend on (by path). Default: the guest/
+    /// directory of the checkout this binary was built from.
+    #[arg(long, value_name = "PATH")]
+    guest: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct Run {
+    /// The command component (.wasm).
+    component: PathBuf,
+
+    /// Arguments passed to the component.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -161,6 +195,11 @@ struct Serve {
     /// with the connection's span: id and peer) for machines.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+
+    /// Answer a plain `GET /` with the echo demo page instead of passing it
+    /// to the component. On by default only for the bundled echo.
+    #[arg(long)]
+    demo_page: bool,
 }
 
 /// `--log-format`.
@@ -194,13 +233,17 @@ fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Cli {
-        command: Command::Serve(args),
-    } = Cli::parse();
+    let args = match Cli::parse().command {
+        Command::Serve(args) => args,
+        Command::New(args) => return new(args),
+        Command::Run(args) => return run(args),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a terminal: a file or a pipe gets plain text.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Text => logs.init(),
@@ -270,6 +313,9 @@ fn main() -> anyhow::Result<()> {
         if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
             builder = builder.tls(cert, key);
         }
+        if args.demo_page {
+            builder = builder.demo_page(true);
+        }
         let server = builder.bind().await?;
         let reloader = server.reloader();
         tokio::spawn(reload_on_sighup(reloader));
@@ -294,6 +340,39 @@ fn main() -> anyhow::Result<()> {
         }
         server.run(shutdown_signal()).await
     })
+}
+
+/// `ws-edge new`.
+fn new(args: New) -> anyhow::Result<()> {
+    scaffold::check_name(&args.name)?;
+    let project = scaffold::Project {
+        name: args.name.clone(),
+        guest: scaffold::guest_dir(args.guest.as_deref())?,
+        runner: scaffold::runner(),
+    };
+    let dir = args.path.unwrap_or_else(|| PathBuf::from(&args.name));
+    project.write(&dir)?;
+    let crate_name = args.name.replace('-', "_");
+    println!(
+        "created {dir}\n\n  cd {dir}\n  cargo build --release\n  cargo test\n  \
+         ws-edge serve target/wasm32-wasip2/release/{crate_name}.wasm",
+        dir = dir.display()
+    );
+    Ok(())
+}
+
+/// `ws-edge run`: the component's exit code becomes ours. Logs default to
+/// WARN, so that a test run's output stays readable (RUST_LOG for more).
+fn run(args: Run) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    let code = ws_edge_host::run_command(&args.component, &args.args)?;
+    std::process::exit(code);
 }
 
 /// Raises the soft limit on open files to the hard one (every connection

@@ -279,6 +279,8 @@ impl Base {
             .map_err(|e| anyhow!("adding wasi:io/streams to the linker: {e}"))?;
         pubsub::add_to_linker::<ConnData, HasSelf<ConnData>>(&mut linker, |data| data)
             .map_err(|e| anyhow!("adding ws-edge:websocket/pubsub to the linker: {e}"))?;
+        crate::guest_log::add_to_linker(&mut linker)
+            .map_err(|e| anyhow!("adding wasi:logging/logging to the linker: {e}"))?;
 
         let tick_ms = EPOCH_TICK.as_millis().max(1);
         let deadline_ticks = u64::try_from(limits.cpu_deadline.as_millis().div_ceil(tick_ms)).unwrap_or(u64::MAX).max(1)
@@ -361,8 +363,11 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("linking the component: {e:?}"))?;
-        let request = RequestIndices::new(&pre)
-            .map_err(|e| anyhow!("the component does not export {INTERFACE}: {e:?}"))?;
+        let request = RequestIndices::new(&pre).map_err(|e| {
+            let ty = component.component_type();
+            let exports: Vec<&str> = ty.exports(&base.engine).map(|(name, _)| name).collect();
+            crate::error::missing_export(&exports, INTERFACE, e)
+        })?;
         let delivery = DeliveryIndices::new(&pre).ok();
         tracing::debug!(
             handler_delivery = delivery.is_some(),

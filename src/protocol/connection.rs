@@ -941,6 +941,13 @@ const fn header_len(n: usize) -> usize {
 }
 
 impl Outbox<'_> {
+    /// A shorter-lived outbox for the same connection, for wrapping it
+    /// (the Rust guest library's `Outbox` adds timers) without giving this
+    /// one up.
+    pub fn reborrow(&mut self) -> Outbox<'_> {
+        Outbox { out: self.out }
+    }
+
     /// Queues a text message, fragmented above
     /// [`Config::fragment_threshold`].
     ///

@@ -15,9 +15,12 @@
 //! CHAT_DELIVERY=handler` makes the host call [`Handler::on_publication`]
 //! instead, whose default sends the message on unchanged (the same
 //! behaviour, for comparing the two modes).
+//!
+//! It logs through the `log` facade (the guest library's `log` feature):
+//! joins at `info`, messages it could not relay at `warn`, as host log lines
+//! with target `ws_edge_host::guest` and the context `chat`.
 
-use ws_edge_guest::pubsub::{self, Delivery, PubSubError};
-use ws_edge_guest::{AcceptOptions, Decision, Handler, Message, Outbox, RejectOptions, Request};
+use ws_edge_guest::prelude::*;
 
 /// The longest room name.
 const MAX_ROOM: usize = 64;
@@ -58,12 +61,12 @@ fn delivery() -> Delivery {
 
 impl Handler for Member {
     fn on_request(request: &Request) -> Decision<Self> {
-        let url = request.resource_url();
-        let room = match room(url.path()) {
+        let path = request.path();
+        let room = match room(&path) {
             Ok(room) => room,
-            Err(rejection) => return Decision::Reject(rejection),
+            Err(rejection) => return rejection.into(),
         };
-        let name = url.query_value("name").map(|n| n.into_owned());
+        let name = request.query_value("name").map(|n| n.into_owned());
         if name
             .as_deref()
             .is_some_and(|n| n.is_empty() || n.chars().count() > MAX_NAME)
@@ -78,6 +81,7 @@ impl Handler for Member {
             };
             return Decision::reject(status, format!("cannot join the room: {e}"));
         }
+        log::info!("{} joined {topic}", name.as_deref().unwrap_or("someone"));
         let mut options = AcceptOptions::new();
         if let Some(name) = &name {
             options = options.header("X-Chat-Name", name.clone());
@@ -89,9 +93,35 @@ impl Handler for Member {
         if let Err(e) = pubsub::publish(&self.topic, message) {
             // Too large for the service, most likely: the client's message
             // limit is larger than the host's publication limit.
-            eprintln!("chat: not relayed on {}: {e}", self.topic);
+            log::warn!("not relayed on {}: {e}", self.topic);
         }
     }
 }
 
 ws_edge_guest::export_handler!(Member);
+
+#[cfg(test)]
+mod tests {
+    //! The checks before joining (joining itself needs the host's pub/sub
+    //! service: host/tests/e2e/pubsub.rs).
+
+    use super::*;
+    use ws_edge_guest::testing::connect;
+
+    #[test]
+    fn only_valid_rooms_under_rooms_are_served() {
+        let cases = [
+            ("/lobby", 404),
+            ("/rooms/", 400),
+            ("/rooms/a.b", 400),
+            ("/rooms/caf%C3%A9", 400),
+            ("/rooms/lobby?name=", 400),
+        ];
+        for (target, status) in cases {
+            let rejected = connect::<Member>(TestRequest::new(target)).expect_err(target);
+            assert_eq!(rejected.status(), status, "{target}");
+        }
+        assert_eq!(room("/rooms/a-b_9"), Ok("a-b_9"));
+        assert!(room(&format!("/rooms/{}", "x".repeat(65))).is_err());
+    }
+}

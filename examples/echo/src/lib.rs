@@ -20,10 +20,7 @@
 //! off, `--env WS_EDGE_DEFLATE_NO_CONTEXT_TAKEOVER=true` keeps no state
 //! between messages (docs/deflate.md).
 
-use ws_edge_guest::{
-    AcceptOptions, Config, Decision, DeflateConfig, Handler, Message, Outbox, Request,
-    config_from_env,
-};
+use ws_edge_guest::prelude::*;
 
 /// Per-connection state: none.
 struct Echo;
@@ -37,10 +34,7 @@ impl Handler for Echo {
         // A failed send means the peer stopped reading (backpressure) or the
         // connection is closing; dropping the echo is the right answer for
         // an echo server either way.
-        let _ = match message {
-            Message::Text(text) => out.send_text(text),
-            Message::Binary(data) => out.send_binary(data),
-        };
+        out.send(message).ok();
     }
 
     fn connection_config(_request: &Request) -> Config {
@@ -52,3 +46,45 @@ impl Handler for Echo {
 }
 
 ws_edge_guest::export_handler!(Echo);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ws_edge_guest::testing::connect;
+
+    #[test]
+    fn echoes_text_and_binary_as_they_came() {
+        let mut ws = connect::<Echo>(TestRequest::new("/")).expect("accepted");
+        ws.send_text("hello");
+        ws.send_binary(&[0, 1, 2]);
+        assert_eq!(
+            ws.recv_all(),
+            [Reply::Text("hello".into()), Reply::Binary(vec![0, 1, 2])]
+        );
+    }
+
+    #[test]
+    fn the_library_limits_apply() {
+        let mut ws = connect::<Echo>(TestRequest::new("/any/path")).expect("accepted");
+        let big = vec![7u8; 60_000];
+        ws.send_binary(&big);
+        assert_eq!(ws.recv(), Some(Reply::Binary(big)));
+        // Frames over 64 KiB are refused from their header.
+        ws.send_binary(&[7u8; 70_000]);
+        assert!(matches!(
+            ws.recv(),
+            Some(Reply::Close(code, _)) if code == CloseCode::MESSAGE_TOO_BIG
+        ));
+    }
+
+    #[test]
+    fn answers_the_close_handshake() {
+        let mut ws = connect::<Echo>(TestRequest::new("/")).expect("accepted");
+        ws.close(CloseCode::NORMAL, "done");
+        assert_eq!(
+            ws.recv(),
+            Some(Reply::Close(CloseCode::NORMAL, String::new()))
+        );
+        assert!(ws.is_closed());
+    }
+}

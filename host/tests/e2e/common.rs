@@ -90,8 +90,11 @@ impl TestServer {
         limits: Limits,
         configure: impl FnOnce(ServerBuilder) -> ServerBuilder,
     ) -> TestServer {
+        // The demo page on, as for the bundled echo: the browser tests load
+        // it whatever they serve.
         let builder = Server::builder()
             .component_file(path)
+            .demo_page(true)
             .listen("127.0.0.1:0".parse().expect("valid address"))
             .limits(limits);
         let server = configure(builder).bind().await.expect("server binds");

@@ -427,7 +427,8 @@ async fn routes_pick_components_by_longest_prefix_and_404_without_an_instance() 
     assert_echo(&mut ws, "routed").await;
     server.shutdown().await;
 
-    // With a default route, unmatched paths go to it; the demo page stays.
+    // With a default route, unmatched paths go to it; the demo page stays
+    // (the test server turns it on).
     let server = TestServer::start_configured(programs::REJECT, test_limits(), |b| {
         b.route("/echo", programs::ECHO)
     })

@@ -113,6 +113,24 @@ async fn demo_page_without_upgrade() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_demo_page_get_goes_to_the_component() {
+    let server =
+        TestServer::start_configured(programs::ECHO, test_limits(), |b| b.demo_page(false)).await;
+    let (r, _) = raw_exchange(server.addr, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    // The component's validation answers: not a WebSocket upgrade.
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(
+        r.header("x-websocket-reject-reason"),
+        Some("Upgrade header must contain websocket")
+    );
+    assert!(
+        r.header("content-type")
+            .is_none_or(|t| !t.starts_with("text/html"))
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reject_component_answers_403_with_reason() {
     let server = TestServer::start(programs::REJECT, test_limits()).await;
     let (r, _) = raw_exchange(server.addr, &upgrade_request("/", "")).await;

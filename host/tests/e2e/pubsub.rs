@@ -640,3 +640,42 @@ async fn readiness_follows_the_broker() {
     assert_eq!((status, body.trim()), (503, "broker not connected"));
     server.shutdown().await;
 }
+
+/// The handler's own hooks through the host: `on_open` speaks first, and a
+/// handler timer is honoured through the transmit deadline alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_open_greets_and_handler_timers_fire() {
+    let server = driver(PubSubLimits::default()).await;
+    let mut ws = connect(&server.url("/greet")).await;
+    assert_eq!(
+        next_text(&mut ws).await,
+        "hello",
+        "greeting before any message"
+    );
+
+    let started = std::time::Instant::now();
+    assert_eq!(command(&mut ws, "timer 150").await, "ok");
+    assert_eq!(next_text(&mut ws).await, "timer 1");
+    assert!(started.elapsed() >= Duration::from_millis(150));
+
+    // Periodic: rescheduled from on_timer, until cancelled.
+    assert_eq!(command(&mut ws, "repeat 50").await, "ok");
+    assert_eq!(next_text(&mut ws).await, "timer 2");
+    assert_eq!(next_text(&mut ws).await, "timer 3");
+    ws.send(Message::text("stop")).await.expect("send");
+    // Any timer already queued may still arrive before the answer.
+    loop {
+        let text = next_text(&mut ws).await;
+        if text == "ok" {
+            break;
+        }
+        assert!(text.starts_with("timer "), "{text}");
+    }
+    let quiet = tokio::time::timeout(Duration::from_millis(300), next_text(&mut ws)).await;
+    assert!(quiet.is_err(), "no timer after stop: {quiet:?}");
+
+    // Without /greet nothing is sent first.
+    let mut other = connect(&server.url("/")).await;
+    assert_eq!(command(&mut other, "unsub nothing").await, "ok false");
+    server.shutdown().await;
+}

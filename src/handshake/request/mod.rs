@@ -122,6 +122,30 @@ impl Request {
         ResourceUrl::parse(self.resource())
     }
 
+    /// The path of the target, percent-decoded (`/chat%20room?x=1` →
+    /// `/chat room`; invalid UTF-8 becomes U+FFFD). `/` for an empty path.
+    /// [`resource_url`](Self::resource_url)`().path()` is the encoded form.
+    pub fn path(&self) -> Cow<'_, str> {
+        self.resource_url().decoded_path()
+    }
+
+    /// The raw query after `?`, if any, still encoded.
+    pub fn query(&self) -> Option<&str> {
+        self.resource_url().query()
+    }
+
+    /// The first value of query parameter `name`, decoded as a form
+    /// (`?name=J%C3%BCrgen+M` → `Jürgen M`); `None` if it is absent.
+    pub fn query_value(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.resource_url().query_value(name)
+    }
+
+    /// Every query parameter in order, names and values decoded as a form
+    /// (repeated names appear repeatedly).
+    pub fn query_pairs(&self) -> form_urlencoded::Parse<'_> {
+        self.resource_url().query_pairs()
+    }
+
     /// The client's address: the socket peer, or, when the peer is a trusted
     /// proxy, the right-most forwarded hop that is not a trusted proxy (see
     /// [`TrustedProxies`](super::TrustedProxies)). `None` if the host gave no

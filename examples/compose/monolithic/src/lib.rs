@@ -4,9 +4,7 @@
 //! composed component to isolate what the extra component boundary costs;
 //! the end-to-end tests use the composed one.
 
-use ws_edge_guest::{
-    AcceptOptions, CloseCode, Decision, Handler, Message, Outbox, RejectOptions, Request,
-};
+use ws_edge_guest::prelude::*;
 
 /// The subprotocols the handler speaks, most preferred first.
 const PROTOCOLS: [&str; 2] = ["shout.v1", "plain.v1"];
@@ -46,7 +44,7 @@ impl Handler for Conversation {
         let _ = match message {
             Message::Text("bye") => out
                 .send_text(&format!("#{n} goodbye"))
-                .and_then(|()| out.close(CloseCode::new(1000), "bye")),
+                .and_then(|()| out.close(CloseCode::NORMAL, "bye")),
             Message::Text(text) if self.shout => {
                 out.send_text(&format!("#{n} {}", text.to_uppercase()))
             }

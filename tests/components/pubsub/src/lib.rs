@@ -12,11 +12,23 @@
 //! `/sub-then-reject/TOPIC` subscribes and then rejects with `403`.
 //! Publications to `handler` subscriptions arrive as `handler TOPIC PAYLOAD`
 //! (text) or as the binary payload with `handler:` prepended.
+//!
+//! It also drives the handler's own hooks through the host: the path
+//! `/greet` sends `hello` from `on_open`, before the client says anything;
+//! `timer MS` answers `ok` and, MS milliseconds later, sends `timer N` from
+//! `on_timer` (N counts the timers fired), rescheduling itself while
+//! `repeat` was sent; `stop` cancels it.
 
-use ws_edge_guest::pubsub::{self, Delivery, PubSubError};
-use ws_edge_guest::{Decision, Handler, Message, Outbox, Request};
+use ws_edge_guest::prelude::*;
 
-struct Driver;
+struct Driver {
+    /// Whether `on_open` greets.
+    greet: bool,
+    /// The timer's period while repeating.
+    repeat: Option<u64>,
+    /// Timers fired so far.
+    fired: u32,
+}
 
 fn kind(e: &PubSubError) -> &'static str {
     match e {
@@ -46,7 +58,25 @@ impl Handler for Driver {
             let subscribed = pubsub::subscribe(topic, Delivery::Forward);
             return Decision::reject(403, format!("subscribed: {subscribed:?}, rejected"));
         }
-        Decision::accept(Driver)
+        Decision::accept(Driver {
+            greet: path == "/greet",
+            repeat: None,
+            fired: 0,
+        })
+    }
+
+    fn on_open(&mut self, out: &mut Outbox<'_>) {
+        if self.greet {
+            out.send_text("hello").ok();
+        }
+    }
+
+    fn on_timer(&mut self, out: &mut Outbox<'_>) {
+        self.fired += 1;
+        out.send_text(&format!("timer {}", self.fired)).ok();
+        if let Some(ms) = self.repeat {
+            out.schedule_in(ms);
+        }
     }
 
     fn on_message(&mut self, message: Message<'_>, out: &mut Outbox<'_>) {
@@ -71,15 +101,37 @@ impl Handler for Driver {
                 answer(pubsub::publish(topic, Message::Binary(payload.as_bytes())))
             }
             (Some("panic"), None, None) => panic!("asked to panic"),
+            (Some("timer"), Some(ms), None) => match ms.parse() {
+                Ok(ms) => {
+                    out.schedule_in(ms);
+                    "ok".to_owned()
+                }
+                Err(_) => format!("err usage: {command}"),
+            },
+            (Some("repeat"), Some(ms), None) => match ms.parse() {
+                Ok(ms) => {
+                    self.repeat = Some(ms);
+                    out.schedule_in(ms);
+                    "ok".to_owned()
+                }
+                Err(_) => format!("err usage: {command}"),
+            },
+            (Some("stop"), None, None) => {
+                self.repeat = None;
+                out.cancel_timer();
+                "ok".to_owned()
+            }
             _ => format!("err usage: {command}"),
         };
-        let _ = out.send_text(&reply);
+        out.send_text(&reply).ok();
     }
 
     fn on_publication(&mut self, topic: &str, message: Message<'_>, out: &mut Outbox<'_>) {
-        let _ = match message {
-            Message::Text(text) => out.send_text(&format!("handler {topic} {text}")),
-            Message::Binary(data) => out.send_binary(&[b"handler:".as_slice(), data].concat()),
+        match message {
+            Message::Text(text) => out.send_text(&format!("handler {topic} {text}")).ok(),
+            Message::Binary(data) => out
+                .send_binary(&[b"handler:".as_slice(), data].concat())
+                .ok(),
         };
     }
 }
