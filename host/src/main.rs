@@ -29,7 +29,7 @@ enum Command {
     /// RUST_LOG=ws_edge_host=debug) for more. SIGHUP reloads the component
     /// files and the TLS certificate; SIGINT/SIGTERM close open connections
     /// with 1001 and exit.
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// Create a handler project in directory NAME: it builds with `cargo
     /// build --release`, tests with `cargo test` and echoes out of the box.
     New(New),
@@ -234,7 +234,7 @@ fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
 
 fn main() -> anyhow::Result<()> {
     let args = match Cli::parse().command {
-        Command::Serve(args) => args,
+        Command::Serve(args) => *args,
         Command::New(args) => return new(args),
         Command::Run(args) => return run(args),
     };
