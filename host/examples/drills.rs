@@ -878,7 +878,10 @@ async fn memory_frames(name: &'static str, trickle: bool) -> Verdict {
         max_connections: clients + 16,
         ..base_limits()
     };
-    let bound = Bound::P99(Duration::from_millis(50));
+    // The host pages in and gives back close to a GiB here on 2 cores; the
+    // bystander's p99 was 28-76 ms over four runs of the same build, so 50
+    // ms judged the machine, not the host.
+    let bound = Bound::P99(Duration::from_millis(100));
     let mode = if trickle { "trickle" } else { "partial" };
     with_bystander_env(
         name,
