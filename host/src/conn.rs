@@ -67,6 +67,19 @@ pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send {
     }
 }
 
+/// Polls `f` once with a waker that does nothing: `Pending` becomes
+/// `WouldBlock`. The pump waits with [`Socket::readable`] or, for writes,
+/// with the stream's own `AsyncWrite`, both of which register a real waker.
+pub(crate) fn poll_now<T>(
+    f: impl FnOnce(&mut std::task::Context<'_>) -> std::task::Poll<io::Result<T>>,
+) -> io::Result<T> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f(&mut cx) {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
+}
+
 macro_rules! impl_socket {
     ($ty:ty) => {
         impl Socket for $ty {
@@ -81,7 +94,7 @@ macro_rules! impl_socket {
             /// and costing a read that only says `EAGAIN`.
             fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
                 let mut buf = tokio::io::ReadBuf::new(buf);
-                crate::tls::poll_now(|cx| std::pin::Pin::new(&mut *self).poll_read(cx, &mut buf))?;
+                poll_now(|cx| std::pin::Pin::new(&mut *self).poll_read(cx, &mut buf))?;
                 Ok(buf.filled().len())
             }
             fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -164,18 +177,15 @@ pub(crate) async fn serve<S: Socket>(
         ended("demo page");
         return reply_and_close(&mut stream, &http::demo_response(), write_timeout).await;
     }
-    let route = match http::request_path(head.bytes()) {
+    let path = http::request_path(head.bytes());
+    let route = match path {
         Some(path) => shared.routes.find(path),
         // Unparseable: the default component answers it (400) if there is
         // one.
         None => shared.routes.default_route(),
     };
     let Some(route) = route.cloned() else {
-        let status = if http::request_path(head.bytes()).is_some() {
-            404
-        } else {
-            400
-        };
+        let status = if path.is_some() { 404 } else { 400 };
         tracing::debug!(%peer, status, "no route serves the request");
         shared.base.metrics.handshake(NO_ROUTE, status);
         ended("no route");

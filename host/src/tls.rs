@@ -15,7 +15,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll, Waker};
 
 use anyhow::{Context as _, anyhow};
 use rustls::ServerConfig;
@@ -26,7 +25,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::conn::Socket;
+use crate::conn::{Socket, poll_now};
 
 /// The server's certificate and key files and the acceptor made from them.
 pub(crate) struct Tls {
@@ -92,19 +91,6 @@ fn server_config(cert: &Path, key: &Path) -> anyhow::Result<ServerConfig> {
         })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// Polls `f` once with a waker that does nothing: `Pending` becomes
-/// `WouldBlock`. The pump waits with [`Socket::readable`] or, for writes,
-/// with the stream's own `AsyncWrite`, both of which register a real waker.
-pub(crate) fn poll_now<T>(
-    f: impl FnOnce(&mut Context<'_>) -> Poll<io::Result<T>>,
-) -> io::Result<T> {
-    let mut cx = Context::from_waker(Waker::noop());
-    match f(&mut cx) {
-        Poll::Ready(result) => result,
-        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-    }
 }
 
 impl Socket for TlsStream<TcpStream> {

@@ -247,16 +247,9 @@ asyncio.run(main())
     clear.shutdown().await;
 }
 
-/// The `Set-Cookie` chat-auth answers with over TLS.
-async fn chat_auth_cookie_tls(pki: &TestPki, server: &TestServer) -> String {
-    let tcp = TcpStream::connect(server.addr).await.expect("connect");
-    let name = ServerName::try_from("localhost").expect("name");
-    let mut tls = pki.connector().connect(name, tcp).await.expect("TLS");
-    let request = upgrade_request(
-        "/?token=alice-secret",
-        "Sec-WebSocket-Protocol: chat.v1\r\nOrigin: http://localhost:8080\r\n",
-    );
-    tls.write_all(&request).await.expect("write");
+/// Reads a response head over `tls` byte by byte (frames after a `101`
+/// stay unread).
+async fn read_head_tls(tls: &mut tokio_rustls::client::TlsStream<TcpStream>) -> String {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -267,7 +260,20 @@ async fn chat_auth_cookie_tls(pki: &TestPki, server: &TestServer) -> String {
         assert!(n > 0, "server closed: {}", String::from_utf8_lossy(&head));
         head.push(byte[0]);
     }
-    let head = String::from_utf8(head).expect("UTF-8 head");
+    String::from_utf8(head).expect("UTF-8 head")
+}
+
+/// The `Set-Cookie` chat-auth answers with over TLS.
+async fn chat_auth_cookie_tls(pki: &TestPki, server: &TestServer) -> String {
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let name = ServerName::try_from("localhost").expect("name");
+    let mut tls = pki.connector().connect(name, tcp).await.expect("TLS");
+    let request = upgrade_request(
+        "/?token=alice-secret",
+        "Sec-WebSocket-Protocol: chat.v1\r\nOrigin: http://localhost:8080\r\n",
+    );
+    tls.write_all(&request).await.expect("write");
+    let head = read_head_tls(&mut tls).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     head.lines()
         .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
@@ -597,17 +603,8 @@ async fn a_corrupt_tls_record_ends_only_its_connection() {
     tls.write_all(&upgrade_request("/", ""))
         .await
         .expect("write");
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(STEP, tls.read(&mut byte))
-            .await
-            .expect("response in time")
-            .expect("read");
-        assert!(n > 0, "closed before the 101");
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
+    let head = read_head_tls(&mut tls).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     // An application-data record that cannot decrypt, then silence: the
     // server must end the connection (not wait, not spin).
     let mut garbage = vec![0x17, 0x03, 0x03, 0x00, 0x20];
