@@ -43,6 +43,13 @@
 # and `peer-tokio-tungstenite --tls-cert --tls-key`, and the load generator trusts that CA
 # only (`loadgen run --ca`; no session resumption, so every connection is a full handshake).
 #
+# System calls (issue 17): after the timed rounds, each request/response and TLS
+# scenario runs once more per server, paced at BENCH_SYSCALL_RATE operations/s in all
+# (default 1000; handshakes at a fifth of it) for BENCH_SYSCALL_DURATION seconds
+# (default 2, quick 1), with `strace -c -f` attached to the server for the window only
+# (`loadgen run --syscalls`); the report's last table gives system calls per operation
+# by call. BENCH_SYSCALLS=0 skips the pass; without strace it is skipped with a message.
+#
 # Every server is started as `SERVER --listen 127.0.0.1:0`, pinned to CPU 0, and must
 # print `listening on ws://ADDR`; the load generator runs on CPU 1. The table shows
 # ratios to tokio-tungstenite (the broadcast table also to node-ws). The
@@ -432,6 +439,42 @@ for ((round = 0; round < rounds; round++)); do
         [[ ${#crosshost_active[@]} -gt 0 ]] || break
         if ! run_crosshost "${run%%:*}" "${run#*:}"; then
             [[ " ${failed[*]} " == *" crosshost "* ]] || failed+=(crosshost)
+        fi
+    done
+done
+# System calls per operation (issue 17): every request/response and TLS
+# scenario once more per server, paced at one fixed rate, strace attached for
+# the window only. Counts, not times: stable on a busy machine.
+syscall_scenarios=()
+if [[ ${BENCH_SYSCALLS:-1} != 0 ]]; then
+    if command -v strace >/dev/null; then
+        syscall_scenarios=("${echo_scenarios[@]}" "${tls_scenarios[@]}")
+    else
+        echo "== SKIPPING the system-call pass: strace not found (apt-get install strace)" >&2
+        skipped+="${skipped:+; }system calls (no strace)"
+    fi
+fi
+syscall_duration="${BENCH_SYSCALL_DURATION:-$([[ $quick == 1 ]] && echo 1 || echo 2)}"
+for scenario in "${syscall_scenarios[@]}"; do
+    if [[ $scenario == tls-* ]]; then
+        servers=("${tls_active[@]}")
+        tls_args=(--ca "$tls_dir/ca.pem")
+    else
+        servers=("${plain[@]}")
+        tls_args=()
+    fi
+    # Handshakes cost ~10x an echo: pace them 5x slower.
+    rate=${BENCH_SYSCALL_RATE:-1000}
+    [[ $scenario == *handshake ]] && rate=$((rate / 5))
+    for name in "${servers[@]}"; do
+        cmd=${cmds[$name]:-}
+        [[ $scenario == tls-* ]] && cmd=${tls_cmds[$name]}
+        # shellcheck disable=SC2086 # the command is split on purpose
+        if ! "${client[@]}" "$loadgen" run --name "$name" --scenario "$scenario" "${tls_args[@]}" \
+            --syscalls --rate "$rate" --duration "$syscall_duration" --warmup "$warmup" \
+            --conns "$conns" --server-cpu "$server_cpu" --out "$results" \
+            --server-log "$bench/results/$name.strace" -- $cmd; then
+            [[ " ${failed[*]} " == *" $name "* ]] || failed+=("$name")
         fi
     done
 done

@@ -725,8 +725,7 @@ pub fn run(a: &BroadcastArgs) -> Result<()> {
         expected: Some(o.published * o.subscribers as u64),
         rss_per_conn_kib: o.rss_per_subscriber_kib,
         publisher_cpu_pct: o.publisher_cpu_us.map(|c| c as f64 / 1e4 / window_s),
-        server_wire_bytes_per_op: None,
-        client_wire_bytes_per_op: None,
+        ..Record::default()
     };
     eprintln!(
         "{:<18} {:<13} {} subscribers (connected in {:.1} s), {:.0} msg/s published: \

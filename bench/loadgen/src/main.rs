@@ -4,7 +4,7 @@
 //! loadgen run --name NAME [--scenario handshake|echo64|echo64k|deflate-json|deflate-random|all]
 //!             [--scenario tls-handshake|tls-echo64 --ca CA.pem]
 //!             [--duration SECS] [--warmup SECS] [--conns N] [--server-cpu CPUS]
-//!             [--out RESULTS.jsonl] [--server-log PATH]
+//!             [--out RESULTS.jsonl] [--server-log PATH] [--rate OPS_PER_S] [--syscalls]
 //!             (-- SERVER COMMAND... | --url ws[s]://ADDR [--pid PID])
 //! loadgen report --results RESULTS.jsonl [--baseline NAME[,NAME...]] [--broadcast-vs NAME]
 //!                [--md PATH] [--svg PATH]
@@ -34,6 +34,12 @@
 //! `echo64` over TLS, a full handshake per connection), for a server that
 //! prints `listening on wss://ADDR`; the client (rustls, ring provider)
 //! trusts only the PEM CA certificate(s) in `--ca`.
+//! `--rate` paces the load at that many operations per second in all
+//! (spread over the connections) instead of closed loop. `--syscalls` counts
+//! the server's system calls over the window with `strace -c -f` (attached
+//! when the window opens, detached when it closes) and records calls per
+//! operation instead of CPU time, which tracing distorts; run it as its own
+//! pass, paced at a rate the traced server keeps up with.
 //! `broadcast` opens N
 //! subscribers to `/rooms/<room>` (default `bench`) and one publisher in the
 //! same room, publishes 64-byte text messages at a fixed rate (or closed loop
@@ -48,6 +54,7 @@ mod idle;
 mod report;
 mod scenarios;
 mod server;
+mod strace;
 mod tls;
 
 use std::fs::OpenOptions;
@@ -75,6 +82,8 @@ struct RunArgs {
     url: Option<String>,
     pid: Option<u32>,
     ca: Option<PathBuf>,
+    rate: Option<f64>,
+    syscalls: bool,
 }
 
 /// Parses a number of seconds in (0, 600].
@@ -102,6 +111,8 @@ fn parse_run(args: &[String]) -> Result<RunArgs> {
         url: None,
         pid: None,
         ca: None,
+        rate: None,
+        syscalls: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -137,6 +148,14 @@ fn parse_run(args: &[String]) -> Result<RunArgs> {
             "--url" => a.url = Some(value()?.clone()),
             "--pid" => a.pid = Some(value()?.parse().context("--pid")?),
             "--ca" => a.ca = Some(value()?.into()),
+            "--rate" => {
+                let v: f64 = value()?.parse().context("--rate")?;
+                if !(v.is_finite() && v > 0.0 && v <= 1e6) {
+                    bail!("--rate must be in (0, 1000000] operations per second");
+                }
+                a.rate = Some(v);
+            }
+            "--syscalls" => a.syscalls = true,
             "--" => {
                 a.cmd = it.by_ref().cloned().collect();
                 break;
@@ -149,6 +168,9 @@ fn parse_run(args: &[String]) -> Result<RunArgs> {
     }
     if a.cmd.is_empty() == a.url.is_none() {
         bail!("give either a server command after `--` or --url (not both)");
+    }
+    if a.syscalls && a.cmd.is_empty() && a.pid.is_none() {
+        bail!("--syscalls needs the server's PID (a server command, or --pid)");
     }
     if a.ca.is_none() && a.scenarios.iter().any(|s| s.is_tls()) {
         bail!("the TLS scenarios need --ca CA.pem (the CA that signed the server's certificate)");
@@ -225,9 +247,31 @@ fn measure(a: &RunArgs, scenario: Scenario, rt: &tokio::runtime::Runtime) -> Res
         warmup: a.warmup,
         duration: a.duration,
         op_timeout: Duration::from_secs(5),
+        pace: a.rate.map(|r| Duration::from_secs_f64(a.conns as f64 / r)),
     };
-    let probe = || pid.and_then(|p| server::cpu_time_us(p).ok());
+    // With --syscalls the window's edges also attach and detach strace.
+    let trace_out = std::env::temp_dir().join(format!(
+        "loadgen-strace-{}-{}.txt",
+        std::process::id(),
+        scenario.name()
+    ));
+    let mut tracer: Option<strace::Tracer> = None;
+    let mut counts: Option<Result<strace::Counts>> = None;
+    let probe = || {
+        if let (true, Some(p)) = (a.syscalls, pid) {
+            match tracer.take() {
+                Some(t) => counts = Some(t.finish()),
+                None => match strace::Tracer::attach(p, &trace_out) {
+                    Ok(t) => tracer = Some(t),
+                    Err(e) => counts = Some(Err(e)),
+                },
+            }
+        }
+        pid.and_then(|p| server::cpu_time_us(p).ok())
+    };
     let outcome = rt.block_on(scenarios::run(scenario, &load, probe))?;
+    let _ = std::fs::remove_file(&trace_out);
+    let counts = counts.transpose()?;
     if let Some(e) = &outcome.first_error {
         eprintln!(
             "  {} {}: {} error(s), first: {e}",
@@ -242,9 +286,12 @@ fn measure(a: &RunArgs, scenario: Scenario, rt: &tokio::runtime::Runtime) -> Res
     let window_s = outcome.window.as_secs_f64();
     let us = |ns: Option<u64>| ns.map(|v| v as f64 / 1000.0);
     let cpu_us_per_op = match outcome.server_cpu_us {
+        // Tracing slows the server down by far more than it costs.
+        _ if a.syscalls => None,
         Some(cpu) if outcome.ops > 0 => Some(cpu as f64 / outcome.ops as f64),
         _ => None,
     };
+    let per_op = |n: u64| n as f64 / outcome.ops.max(1) as f64;
     Ok(Record {
         server: a.name.clone(),
         scenario: scenario.name().into(),
@@ -257,7 +304,10 @@ fn measure(a: &RunArgs, scenario: Scenario, rt: &tokio::runtime::Runtime) -> Res
         p50_us: us(percentile(&outcome.latencies_ns, 50.0)),
         p99_us: us(percentile(&outcome.latencies_ns, 99.0)),
         cpu_us_per_op,
-        server_cpu_pct: outcome.server_cpu_us.map(|c| c as f64 / 1e4 / window_s),
+        server_cpu_pct: outcome
+            .server_cpu_us
+            .filter(|_| !a.syscalls)
+            .map(|c| c as f64 / 1e4 / window_s),
         client_cpu_pct: outcome.client_cpu_us.map(|c| c as f64 / 1e4 / window_s),
         server_rss_kib: rss,
         server_wire_bytes_per_op: outcome
@@ -268,6 +318,15 @@ fn measure(a: &RunArgs, scenario: Scenario, rt: &tokio::runtime::Runtime) -> Res
             .wire
             .filter(|_| outcome.ops > 0)
             .map(|(_, o)| o as f64 / outcome.ops as f64),
+        paced_rate: a.rate,
+        syscalls_per_op: counts.as_ref().map(|c| per_op(c.total)),
+        syscall_errors_per_op: counts.as_ref().map(|c| per_op(c.errors)),
+        syscalls_by_name: counts.map(|c| {
+            c.by_name
+                .into_iter()
+                .map(|(name, n)| (name, per_op(n)))
+                .collect()
+        }),
         ..Record::default()
     })
 }
@@ -291,6 +350,12 @@ fn cmd_run(args: &[String]) -> Result<()> {
                     rec.cpu_us_per_op.map_or("-".into(), |v| format!("{v:.2}")),
                     rec.errors
                 );
+                if let (Some(total), Some(by_name)) = (rec.syscalls_per_op, &rec.syscalls_by_name) {
+                    eprintln!(
+                        "  syscalls {total:.2}/op: {}",
+                        report::top_syscalls(by_name, 6)
+                    );
+                }
                 if rec.ops == 0 {
                     eprintln!(
                         "  (no operation completed: the server did not work under this load)"
@@ -367,7 +432,9 @@ fn cmd_report(args: &[String]) -> Result<()> {
         std::fs::write(&path, report::markdown(&records, &ctx))?;
         eprintln!("wrote {}", path.display());
     }
-    let has_echo = records.iter().any(|r| !report::is_fanout(&r.scenario));
+    let has_echo = records
+        .iter()
+        .any(|r| !report::is_fanout(&r.scenario) && r.syscalls_per_op.is_none());
     if let Some(path) = svg.filter(|_| has_echo) {
         std::fs::write(&path, report::svg(&records, &baseline))?;
         eprintln!("wrote {}", path.display());

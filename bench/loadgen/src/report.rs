@@ -1,5 +1,6 @@
 //! Results records, the comparison table (terminal and markdown) and the SVG plot.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -62,6 +63,20 @@ pub struct Record {
     /// Bytes on the wire the client sent per operation, when counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_wire_bytes_per_op: Option<f64>,
+    /// The fixed total rate the load was paced at (`--rate`), operations per
+    /// second; closed loop when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paced_rate: Option<f64>,
+    /// The server's system calls per operation (`--syscalls`: a tracing pass,
+    /// whose records carry no CPU time and go to their own table).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscalls_per_op: Option<f64>,
+    /// Of those, the calls that returned an error (`EAGAIN` mostly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscall_errors_per_op: Option<f64>,
+    /// System calls per operation by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscalls_by_name: Option<BTreeMap<String, f64>>,
 }
 
 /// Everything the report needs besides the records.
@@ -144,6 +159,10 @@ pub fn aggregate(records: &[Record]) -> Vec<Record> {
             publisher_cpu_pct: med(|x| x.publisher_cpu_pct),
             server_wire_bytes_per_op: med(|x| x.server_wire_bytes_per_op),
             client_wire_bytes_per_op: med(|x| x.client_wire_bytes_per_op),
+            paced_rate: r.paced_rate,
+            syscalls_per_op: med(|x| x.syscalls_per_op),
+            syscall_errors_per_op: med(|x| x.syscall_errors_per_op),
+            syscalls_by_name: r.syscalls_by_name.clone(),
         });
     }
     out
@@ -366,9 +385,74 @@ fn crosshost_rows(raw: &[Record]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Splits the records into those of timed runs and those of the tracing
+/// pass (`syscalls_per_op` set).
+fn split(records: &[Record]) -> (Vec<Record>, Vec<Record>) {
+    records
+        .iter()
+        .cloned()
+        .partition(|r| r.syscalls_per_op.is_none())
+}
+
+/// The `n` most frequent system calls of `by_name` (per operation), most
+/// frequent first: `recvfrom 1.00, sendto 1.00, ...`.
+pub fn top_syscalls(by_name: &BTreeMap<String, f64>, n: usize) -> String {
+    let mut v: Vec<(&String, &f64)> = by_name.iter().collect();
+    v.sort_by(|a, b| b.1.total_cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    let mut out: Vec<String> = v
+        .iter()
+        .take(n)
+        .map(|(name, per_op)| format!("{name} {per_op:.2}"))
+        .collect();
+    if v.len() > n {
+        let rest: f64 = v[n..].iter().map(|(_, x)| **x).sum();
+        out.push(format!("other {rest:.2}"));
+    }
+    out.join(", ")
+}
+
+const SYSCALL_HEADER: [&str; 7] = [
+    "scenario",
+    "server",
+    "paced ops/s",
+    "syscalls/op",
+    "vs base",
+    "failed/op",
+    "by call (per op)",
+];
+
+/// Rows of the system-call table: one per (server, scenario) of the
+/// tracing pass, ratios to the baseline of the scenario.
+fn syscall_rows(sys: &[Record], baseline: &str) -> Vec<Vec<String>> {
+    let records = aggregate(sys);
+    let mut out = Vec::new();
+    for scenario in scenarios(&records) {
+        let base = base_of(&records, baseline, &scenario);
+        for r in records.iter().filter(|r| r.scenario == scenario) {
+            out.push(vec![
+                scenario.clone(),
+                r.server.clone(),
+                fmt_opt(r.paced_rate, 0),
+                fmt_opt(r.syscalls_per_op, 2),
+                fmt_ratio(ratio(
+                    r.syscalls_per_op,
+                    base.and_then(|b| b.syscalls_per_op),
+                )),
+                fmt_opt(r.syscall_errors_per_op, 2),
+                r.syscalls_by_name
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), |m| top_syscalls(m, 6)),
+            ]);
+        }
+    }
+    out
+}
+
 /// The terminal tables: request/response scenarios, then broadcast, then
-/// cross-host.
+/// cross-host, then system calls per operation.
 pub fn text_table(records: &[Record], baseline: &str, broadcast_vs: &str) -> String {
+    let (records, sys) = split(records);
+    let records = &records[..];
     let mut out = String::new();
     let main = rows(records, baseline);
     if !main.is_empty() {
@@ -401,6 +485,17 @@ pub fn text_table(records: &[Record], baseline: &str, broadcast_vs: &str) -> Str
         let _ = writeln!(
             out,
             "(cross-host: publisher on host A, subscribers on host B, one NATS server between them)"
+        );
+    }
+    let sys_rows = syscall_rows(&sys, baseline);
+    if !sys_rows.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&text_grid(&SYSCALL_HEADER.map(str::to_owned), &sys_rows));
+        let _ = writeln!(
+            out,
+            "(system calls of the server per operation: strace -c over the window of a paced run)"
         );
     }
     out
@@ -439,8 +534,10 @@ fn text_grid(header: &[String], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The markdown report: command, machine, table, notes.
+/// The markdown report: command, machine, tables, notes.
 pub fn markdown(records: &[Record], ctx: &Context<'_>) -> String {
+    let (records, sys) = split(records);
+    let records = &records[..];
     let mut out = String::new();
     let _ = writeln!(out, "# ws-edge benchmarks vs peers\n");
     let _ = writeln!(out, "Reproduce with:\n\n```sh\n{}\n```\n", ctx.command);
@@ -507,6 +604,23 @@ pub fn markdown(records: &[Record], ctx: &Context<'_>) -> String {
         md_grid(&mut out, &CROSSHOST_HEADER.map(str::to_owned), &cross);
         out.push('\n');
     }
+    let sys_rows = syscall_rows(&sys, ctx.baseline);
+    if !sys_rows.is_empty() {
+        let _ = writeln!(out, "### System calls per operation\n");
+        let _ = writeln!(
+            out,
+            "A separate pass after the timed rounds: each server again, the load paced at the fixed \
+             rate shown (the same for every server, well below what the traced server sustains), \
+             and `strace -c -f` attached to the server for the window only (attached as it opens, \
+             detached as it closes). Counts do not move with the neighbours the way times do, so a \
+             regression shows here as a number. *failed/op* are calls that returned an error, \
+             mostly `EAGAIN` from a read with nothing to read; *other* sums the calls past the six \
+             most frequent. No CPU time is taken from this pass: tracing slows a server far more \
+             than it costs untraced.\n"
+        );
+        md_grid(&mut out, &SYSCALL_HEADER.map(str::to_owned), &sys_rows);
+        out.push('\n');
+    }
     if !ctx.notes.is_empty() {
         let _ = writeln!(out, "{}", ctx.notes.trim_end());
     }
@@ -536,7 +650,8 @@ const COLORS: [&str; 8] = [
 /// (broadcast scenarios are left out), top row server CPU µs/op, bottom row
 /// rate; each bar labelled with its value and ratio.
 pub fn svg(raw: &[Record], baseline: &str) -> String {
-    let mut agg = aggregate(raw);
+    let (timed, _) = split(raw);
+    let mut agg = aggregate(&timed);
     agg.retain(|r| !is_fanout(&r.scenario));
     let records = agg.as_slice();
     let scenarios = scenarios(records);

@@ -95,6 +95,37 @@ pub struct Load {
     pub duration: Duration,
     /// Longest a single operation may take before it counts as an error.
     pub op_timeout: Duration,
+    /// Paced load: each connection starts an operation at most this often
+    /// (closed loop when `None`).
+    pub pace: Option<Duration>,
+}
+
+/// Spaces one connection's operations `load.pace` apart (a fixed rate that
+/// does not catch up in bursts after a slow operation); the connections'
+/// schedules are staggered across one period.
+struct Pacer {
+    every: Option<Duration>,
+    next: tokio::time::Instant,
+}
+
+impl Pacer {
+    fn new(load: &Load, conn: usize) -> Self {
+        let offset = load.pace.map_or(Duration::ZERO, |p| {
+            p.mul_f64(conn as f64 / load.conns as f64)
+        });
+        Pacer {
+            every: load.pace,
+            next: tokio::time::Instant::now() + offset,
+        }
+    }
+
+    /// Waits for this connection's next slot.
+    async fn wait(&mut self) {
+        if let Some(every) = self.every {
+            tokio::time::sleep_until(self.next).await;
+            self.next = (self.next + every).max(tokio::time::Instant::now());
+        }
+    }
 }
 
 /// Raw outcome of one scenario run.
@@ -187,11 +218,12 @@ impl Io for tokio_rustls::client::TlsStream<TcpStream> {
 type Ws = WebSocketStream<Box<dyn Io>>;
 
 /// Runs `scenario` against `load.url`; `cpu_probe` reads the server's CPU
-/// time (µs) at the window's edges.
+/// time (µs) at the window's edges (it is called exactly twice, when the
+/// window opens and when it closes).
 pub async fn run(
     scenario: Scenario,
     load: &Load,
-    cpu_probe: impl Fn() -> Option<u64>,
+    mut cpu_probe: impl FnMut() -> Option<u64>,
 ) -> Result<Outcome> {
     let flags = Arc::new(Flags::default());
     let mut workers = Vec::with_capacity(load.conns);
@@ -201,10 +233,10 @@ pub async fn run(
         workers.push(tokio::spawn(async move {
             match scenario {
                 Scenario::Handshake | Scenario::TlsHandshake => {
-                    handshake_worker(&load, &flags).await
+                    handshake_worker(&load, &flags, i).await
                 }
                 Scenario::Echo64 | Scenario::Echo64k | Scenario::TlsEcho64 => {
-                    echo_worker(&load, &flags, message(scenario, i)).await
+                    echo_worker(&load, &flags, message(scenario, i), i).await
                 }
                 Scenario::DeflateJson | Scenario::DeflateRandom => {
                     deflate_worker(&load, &flags, scenario, i).await
@@ -366,8 +398,9 @@ async fn close(mut ws: Ws, limit: Duration) -> Result<()> {
     }
 }
 
-async fn echo_worker(load: &Load, flags: &Flags, msg: Message) -> WorkerStats {
+async fn echo_worker(load: &Load, flags: &Flags, msg: Message, conn: usize) -> WorkerStats {
     let mut stats = WorkerStats::default();
+    let mut pacer = Pacer::new(load, conn);
     while !flags.stop.load(Ordering::Relaxed) {
         let mut ws = match tokio::time::timeout(load.op_timeout, connect(load)).await {
             Ok(Ok(ws)) => ws,
@@ -385,6 +418,7 @@ async fn echo_worker(load: &Load, flags: &Flags, msg: Message) -> WorkerStats {
         };
         let mut healthy = true;
         while !flags.stop.load(Ordering::Relaxed) {
+            pacer.wait().await;
             let started = Instant::now();
             match tokio::time::timeout(load.op_timeout, round_trip(&mut ws, &msg)).await {
                 Ok(Ok(())) => stats.record(flags, started),
@@ -427,6 +461,7 @@ async fn deflate_worker(
         wire: Some((0, 0)),
         ..WorkerStats::default()
     };
+    let mut pacer = Pacer::new(load, conn);
     while !flags.stop.load(Ordering::Relaxed) {
         let mut client =
             match tokio::time::timeout(load.op_timeout, DeflateClient::connect(&load.url)).await {
@@ -439,6 +474,7 @@ async fn deflate_worker(
             };
         let mut healthy = true;
         while !flags.stop.load(Ordering::Relaxed) {
+            pacer.wait().await;
             let started = Instant::now();
             let (in0, out0) = (client.bytes_in, client.bytes_out);
             match tokio::time::timeout(load.op_timeout, client.round_trip(opcode, &msg)).await {
@@ -465,9 +501,11 @@ async fn deflate_worker(
     stats
 }
 
-async fn handshake_worker(load: &Load, flags: &Flags) -> WorkerStats {
+async fn handshake_worker(load: &Load, flags: &Flags, conn: usize) -> WorkerStats {
     let mut stats = WorkerStats::default();
+    let mut pacer = Pacer::new(load, conn);
     while !flags.stop.load(Ordering::Relaxed) {
+        pacer.wait().await;
         let started = Instant::now();
         let cycle = async {
             let ws = connect(load).await?;
