@@ -438,9 +438,15 @@ async fn close<S: Socket>(stream: &mut S, peer: SocketAddr, shared: &Shared, end
             tracing::debug!(%peer, ending = ending_name(&ending), "connection closed");
             match ending {
                 // Both close frames were exchanged: the peer sends nothing
-                // more, so closing now cannot reset anything in flight.
+                // more, so closing now cannot reset anything in flight. Over
+                // TLS the session ends with a close_notify alert first
+                // (RFC 8446 §6.1); plain TCP needs no shutdown(2) before the
+                // close(2) that dropping the stream makes, which sends the
+                // FIN after the close frame just the same.
                 Ending::Clean(_) => {
-                    let _ = stream.shutdown().await;
+                    if S::TLS {
+                        let _ = stream.shutdown().await;
+                    }
                 }
                 // We failed the connection or a timer ran out: the peer may
                 // still be sending, so drain briefly before closing.

@@ -338,7 +338,13 @@ fn main() -> anyhow::Result<()> {
                 "serving"
             );
         }
-        server.run(shutdown_signal()).await
+        // The accept loop runs on a worker thread, as the connections it
+        // spawns do. Run here, on `block_on`'s own thread, each accepted
+        // connection would wake a worker through the I/O driver (an eventfd
+        // write and futex calls per connection).
+        tokio::spawn(server.run(shutdown_signal()))
+            .await
+            .context("the accept loop panicked")?
     })
 }
 
