@@ -114,13 +114,37 @@ pub(crate) async fn accept(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     head_deadline: Instant,
 ) {
     let Some(tls) = &shared.tls else {
         return serve(stream, peer, shared, shutdown, head_deadline).await;
     };
-    let handshake = tls.acceptor().accept(stream);
+    // Boxed: inline, the TLS session and its handshake would make every
+    // connection's task as large as a TLS one's, plain ones included.
+    let acceptor = tls.acceptor();
+    Box::pin(accept_tls(
+        acceptor,
+        stream,
+        peer,
+        shared,
+        shutdown,
+        head_deadline,
+    ))
+    .await;
+}
+
+/// `accept` over TLS: the TLS handshake under the head deadline, then
+/// `serve`.
+async fn accept_tls(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    head_deadline: Instant,
+) {
+    let handshake = acceptor.accept(stream);
     let result = tokio::select! {
         r = tokio::time::timeout_at(head_deadline, handshake) => r,
         _ = shutdown.wait_for(|stop| *stop) => return,
@@ -233,6 +257,9 @@ impl Head {
     }
 }
 
+/// The most a read of the request head asks for at once.
+const HEAD_CHUNK: usize = 4096;
+
 /// Reads until the request head is complete. On failure, the status and
 /// response to send (431, 408), or `None` when the peer left or the server
 /// is shutting down and nothing should be written.
@@ -252,12 +279,15 @@ async fn read_head<S: Socket>(
             return Err(Some((431, plain(431, "request header fields too large\n"))));
         }
         let room = limits.max_head_bytes + 1 - buf.len();
-        let mut chunk = [0u8; 4096];
-        let want = room.min(chunk.len());
+        // Read into the heap buffer itself: a chunk array here would live
+        // in the connection's task for as long as the connection does.
+        let start = buf.len();
+        buf.resize(start + room.min(HEAD_CHUNK), 0);
         let read = tokio::select! {
-            r = tokio::time::timeout_at(deadline, stream.read(&mut chunk[..want])) => r,
+            r = tokio::time::timeout_at(deadline, stream.read(&mut buf[start..])) => r,
             _ = shutdown.wait_for(|stop| *stop) => return Err(None),
         };
+        buf.truncate(start + read.as_ref().map_or(0, |r| *r.as_ref().unwrap_or(&0)));
         match read {
             Err(_elapsed) => {
                 tracing::info!(%peer, bytes = buf.len(), "timed out waiting for the request head");
@@ -271,7 +301,7 @@ async fn read_head<S: Socket>(
                 tracing::debug!(%peer, bytes = buf.len(), "peer closed before sending a complete head");
                 return Err(None);
             }
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 tracing::debug!(%peer, "read error before the head was complete: {e}");
                 return Err(None);

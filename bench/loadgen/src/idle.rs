@@ -195,9 +195,14 @@ pub fn run(a: &IdleArgs) -> Result<()> {
     let r = result?;
     let per_conn = (r.rss_full_kib.saturating_sub(r.rss_base_kib)) as f64 / a.conns as f64;
     let projected_10k_mib = (r.rss_base_kib as f64 + per_conn * 10_000.0) / 1024.0;
+    let pss_per_conn = match (r.pss_base_kib, r.pss_full_kib) {
+        (Some(b), Some(f)) => format!("{:.1}", f.saturating_sub(b) as f64 / a.conns as f64),
+        _ => "?".to_owned(),
+    };
     println!(
         "idle connections{}: {} open in {:.1} s; server RSS {:.1} MiB before, {:.1} MiB with them open: \
-         {per_conn:.1} KiB per connection; 10 000 connections: {projected_10k_mib:.0} MiB total RSS; \
+         {per_conn:.1} KiB per connection (PSS, shared pages counted once: {pss_per_conn} KiB); \
+         10 000 connections: {projected_10k_mib:.0} MiB total RSS; \
          {} of {} sampled connections still echo",
         if a.deflate {
             " (permessage-deflate, one 64 KiB JSON message echoed on each)"
@@ -223,6 +228,8 @@ pub fn run(a: &IdleArgs) -> Result<()> {
 struct Filled {
     rss_base_kib: u64,
     rss_full_kib: u64,
+    pss_base_kib: Option<u64>,
+    pss_full_kib: Option<u64>,
     open_time: Duration,
     sampled: usize,
     echoed: usize,
@@ -244,6 +251,7 @@ async fn fill(n: usize, url: &str, pid: u32, deflate: bool) -> Result<Filled> {
         }
     }
     let rss_base_kib = settled_rss(pid).await?;
+    let pss_base_kib = server::pss_kib(pid);
 
     let started = Instant::now();
     let mut conns: Vec<Conn> = Vec::with_capacity(n);
@@ -270,6 +278,7 @@ async fn fill(n: usize, url: &str, pid: u32, deflate: bool) -> Result<Filled> {
     }
     let open_time = started.elapsed();
     let rss_full_kib = settled_rss(pid).await?;
+    let pss_full_kib = server::pss_kib(pid);
 
     // A spread of connections must still be served.
     let step = (n / 16).max(1);
@@ -288,6 +297,8 @@ async fn fill(n: usize, url: &str, pid: u32, deflate: bool) -> Result<Filled> {
     Ok(Filled {
         rss_base_kib,
         rss_full_kib,
+        pss_base_kib,
+        pss_full_kib,
         open_time,
         sampled,
         echoed,

@@ -146,6 +146,19 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Proportional set size of `pid`, KiB: resident memory with each shared
+/// page divided among the mappings that share it. Differs from RSS when a
+/// server maps one page many times, as wasmtime maps a component's memory
+/// image copy-on-write into every instance's memory.
+pub fn pss_kib(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// The command name of `pid` (to confirm `taskset` exec'd the server).
 pub fn comm(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
