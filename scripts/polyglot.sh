@@ -17,7 +17,10 @@
 #   py  examples/handler-py/.venv, componentize-py==$COMPONENTIZE_PY
 #       (python3 -m venv, pip install; ~70 MB)
 #   js  examples/handler-js/node_modules, @bytecodealliance/componentize-js
-#       as pinned by examples/handler-js/package-lock.json (npm ci; ~150 MB)
+#       as pinned by examples/handler-js/package-lock.json (npm ci; ~150 MB;
+#       @bytecodealliance/preview2-shim is pinned next to it because
+#       componentize-js 0.23.0 imports it when it runs but declares it only
+#       as a development dependency)
 # A later run reuses them; delete the directory to reinstall.
 #
 # The JavaScript handler is built with `--disable http` and
