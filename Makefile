@@ -9,6 +9,8 @@ GUESTS   := example-echo example-chat example-chat-auth example-reject \
             conformance-noisy conformance-closer
 GUEST_DIR := target/guests/wasm32-wasip2/guest
 COMPOSED  := $(GUEST_DIR)/composed.wasm
+COMPOSED_PY := $(GUEST_DIR)/composed_py.wasm
+COMPOSED_JS := $(GUEST_DIR)/composed_js.wasm
 
 # The build scripts of the host (the bundled echo component) and of
 # tests/programs (the components of the tests) build into their OUT_DIR by
@@ -17,7 +19,7 @@ COMPOSED  := $(GUEST_DIR)/composed.wasm
 export WS_EDGE_GUEST_TARGET_DIR := $(CURDIR)/target/guests
 
 .PHONY: run build chat guests sizes test test-deps fmt-check clippy unit e2e autobahn check-new \
-        check-wit cli-check portability fuzz bench bench-smoke compose drills \
+        check-wit cli-check portability fuzz bench bench-smoke compose compose-polyglot drills \
         conformance conformance-guests conformance-host
 
 ## Build the host (it builds and embeds the echo component) and serve it on
@@ -60,8 +62,9 @@ unit:
 
 ## The host's unit tests and the end-to-end test binary (release: wasmtime
 ## and the 1 000-connection test are much faster optimised).
-e2e: wasm32-wasip2 compose
-	WS_EDGE_COMPOSED_WASM=$(CURDIR)/$(COMPOSED) $(CARGO) test --release -p ws-edge-host
+e2e: wasm32-wasip2 compose compose-polyglot
+	WS_EDGE_COMPOSED_WASM=$(CURDIR)/$(COMPOSED) WS_EDGE_COMPOSED_PY_WASM=$(CURDIR)/$(COMPOSED_PY) \
+		WS_EDGE_COMPOSED_JS_WASM=$(CURDIR)/$(COMPOSED_JS) $(CARGO) test --release -p ws-edge-host
 
 ## The handler of examples/compose plugged into the generic protocol
 ## component with `wac plug` (wac-cli; installed if missing): $(COMPOSED).
@@ -69,6 +72,22 @@ compose: wasm32-wasip2
 	$(CARGO) build --profile guest --target wasm32-wasip2 --target-dir target/guests \
 		-p compose-protocol -p compose-handler
 	scripts/compose.sh $(GUEST_DIR)/compose_protocol.wasm $(GUEST_DIR)/compose_handler.wasm $(COMPOSED)
+
+## The same handler in Python (examples/handler-py, componentize-py) and
+## JavaScript (examples/handler-js, componentize-js), each plugged into the
+## protocol component and checked (scripts/polyglot.sh): $(COMPOSED_PY),
+## $(COMPOSED_JS). The toolchains are installed on first use, pinned, in
+## examples/handler-py/.venv and examples/handler-js/node_modules. A
+## component is rebuilt only when its sources, wit/ or the protocol
+## component changed.
+compose-polyglot: compose $(COMPOSED_PY) $(COMPOSED_JS)
+
+$(COMPOSED_PY): $(GUEST_DIR)/compose_protocol.wasm examples/handler-py/app.py $(wildcard wit/*.wit) scripts/polyglot.sh
+	scripts/polyglot.sh py $(GUEST_DIR)/compose_protocol.wasm $(GUEST_DIR)
+
+$(COMPOSED_JS): $(GUEST_DIR)/compose_protocol.wasm examples/handler-js/app.js \
+		examples/handler-js/package-lock.json $(wildcard wit/*.wit) scripts/polyglot.sh
+	scripts/polyglot.sh js $(GUEST_DIR)/compose_protocol.wasm $(GUEST_DIR)
 
 ## Autobahn|Testsuite fuzzingclient against the echo component, cases 1-7,
 ## 9, 10 and the permessage-deflate cases 12, 13 (summary in

@@ -33,6 +33,10 @@
 #
 # Environment:
 #   WIT_DIR     the contract (default: <repo>/wit)
+#   ALLOW_IMPORTS  an extended regular expression: imports that match it
+#               (whole) are allowed too, for example
+#               'wasi:sockets/[a-z-]+@0\.2\.[0-9]+' for a Python handler
+#               (scripts/polyglot.sh)
 #   WASM_TOOLS  the wasm-tools binary (default: `wasm-tools` on PATH, else
 #               ~/.cargo/bin/wasm-tools). When none is found, wasm-tools 1.263.0
 #               is installed with `cargo install --locked` (about 4 minutes).
@@ -65,6 +69,7 @@ iface_names=("${exported[@]}")
 # The exports expected, one per line, sorted.
 interface="$(printf "ws-edge:websocket/%s@$version\n" "${exported[@]}" | sort)"
 allowed_imports='^(wasi:(io|cli|clocks|random|filesystem)/[a-z0-9-]+@0\.2\.[0-9]+|wasi:logging/logging@0\.1\.0-draft|ws-edge:websocket/(types|pubsub)@'"${version//./\\.}"')$'
+[[ -z "${ALLOW_IMPORTS:-}" ]] || allowed_imports="$allowed_imports|^(${ALLOW_IMPORTS})\$"
 
 want_version=1.263.0
 wasm_tools="${WASM_TOOLS:-}"

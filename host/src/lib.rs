@@ -41,6 +41,7 @@ mod metrics;
 mod pubsub;
 mod routes;
 mod runtime;
+mod shape;
 mod stdio;
 mod tls;
 
@@ -64,6 +65,7 @@ pub use pubsub::PubSubLimits;
 pub use pubsub::nats::{KIND_HEADER, SUBJECT_PREFIX};
 pub use routes::Reloaded;
 pub use runtime::{EPOCH_TICK, REUSE_MAX_IDLE, REUSE_MAX_MEMORY};
+pub use shape::{InstanceShape, ShapeError};
 
 // The embedding guide's examples are compiled and run as doc tests.
 #[cfg(doctest)]
@@ -92,7 +94,10 @@ pub struct Limits {
     /// Wall-clock time one guest call may run before it is trapped (rounded
     /// up to [`EPOCH_TICK`]). Default 100 ms.
     pub cpu_deadline: Duration,
-    /// Linear memory one connection's instance may grow to. Default 64 MiB.
+    /// Linear memory one connection's instance may grow to, all its
+    /// memories added up (a component built by componentize-py or
+    /// componentize-js, composed with the protocol component, has three or
+    /// more), initial sizes included. Default 64 MiB.
     pub memory_per_connection: usize,
     /// After a shutdown signal, how long open connections get to finish
     /// their close handshake before the server returns. Default 5 s.
@@ -103,8 +108,8 @@ pub struct Limits {
     ///
     /// Above 1, an instance whose connection ended without a failed call is
     /// kept (at most [`REUSE_MAX_IDLE`] idle instances) and handed to a later
-    /// connection, until it has served this many, unless its memory grew
-    /// past [`REUSE_MAX_MEMORY`]. That saves instantiation and teardown
+    /// connection, until it has served this many, unless its memories grew
+    /// by more than [`REUSE_MAX_MEMORY`] beyond their initial sizes. That saves instantiation and teardown
     /// (docs/bench.md has the measured share), but a later connection
     /// runs with the guest's global state and heap as the earlier one left
     /// them: turn it on only for components that keep per-connection state
@@ -332,7 +337,8 @@ impl ServerBuilder {
             let limits = limits.clone();
             let broker = broker.clone();
             tokio::task::spawn_blocking(move || {
-                let base = runtime::Base::new(&limits, env, broker)?;
+                let shape = routes::shape(prefixed.iter().map(|(_, s)| s).chain(&default))?;
+                let base = runtime::Base::new(&limits, env, broker, shape)?;
                 let routes = routes::Routes::compile(&base, prefixed, default)?;
                 anyhow::Ok((base, routes))
             })

@@ -115,8 +115,9 @@ struct Serve {
     #[arg(long, default_value_t = 100)]
     cpu_deadline_ms: u64,
 
-    /// Linear memory one connection's instance may use, in MiB. Exceeding it
-    /// ends the connection with 500 or 1011.
+    /// Linear memory one connection's instance may use, in MiB, all its
+    /// memories together. Exceeding it ends the connection with 500 or 1011;
+    /// a component whose initial memories exceed it is refused at start.
     #[arg(long, default_value_t = 64)]
     memory_mib: usize,
 

@@ -24,6 +24,7 @@ use anyhow::Context as _;
 use arc_swap::ArcSwap;
 
 use crate::runtime::{Base, Runtime};
+use crate::shape::InstanceShape;
 
 /// Where a route's component comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -111,6 +112,21 @@ fn serves(prefix: &str, path: &str) -> bool {
         || path
             .strip_prefix(prefix)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// What the instance pool must hold room for: the largest of each count over
+/// the components of `sources` ([`InstanceShape`]), reading each once.
+pub(crate) fn shape<'a>(
+    sources: impl IntoIterator<Item = &'a Source>,
+) -> anyhow::Result<InstanceShape> {
+    let mut shape = InstanceShape::FLOOR;
+    for source in sources {
+        let bytes = source.bytes()?;
+        let one =
+            InstanceShape::of(&bytes).with_context(|| format!("loading {}", source.describe()))?;
+        shape = shape.max(one);
+    }
+    Ok(shape)
 }
 
 impl Routes {

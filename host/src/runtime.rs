@@ -38,6 +38,7 @@ use crate::error::{FailureKind, GuestError};
 use crate::instance::{Guest, guarded};
 use crate::metrics::Metrics;
 use crate::pubsub::{Broker, Mode, PubSubError, Session};
+use crate::shape::InstanceShape;
 use crate::stdio::{GuestLog, PeerLabel, Which};
 
 /// How often the background thread advances the engine's epoch. CPU deadlines
@@ -50,14 +51,50 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// that buffered large messages give the rest back with madvise.
 const KEEP_RESIDENT: usize = 128 * 1024;
 
-/// With instance reuse, an instance whose linear memory grew past this is
-/// not kept: memory never shrinks, and an idle instance should not hold
-/// megabytes that a fresh one would not.
+/// With instance reuse, an instance whose linear memories grew by more than
+/// this beyond their initial sizes is not kept: memory never shrinks, and an
+/// idle instance should not hold megabytes that a fresh one would not. (The
+/// initial sizes do not count: a fresh Python or JavaScript instance starts
+/// with 9–13 MiB.)
 pub const REUSE_MAX_MEMORY: usize = 4 << 20;
 
 /// An instance whose linear memory grew past this is dropped on a blocking
 /// thread rather than on the worker that served its connection.
 const DROP_ASIDE_MEMORY: usize = 4 << 20;
+
+/// The most linear-memory slots the instance pool reserves, whatever the
+/// connection limit: each reserves 4 GiB of address space (so that wasmtime
+/// needs no bounds checks), and 16 384 of them are 64 TiB of the 128 TiB a
+/// Linux process has.
+const MAX_MEMORY_SLOTS: u32 = 16_384;
+
+/// Fails, saying how to build without it, when the component imports a
+/// `wasi:http` interface: the host does not provide outgoing HTTP (guest
+/// calls run synchronously on the worker that drives the connection, so a
+/// request would hold that worker and every connection on it for a whole
+/// round trip; docs/composition.md, "Outgoing HTTP").
+fn refuse_outgoing_http(component: &Component, engine: &Engine) -> anyhow::Result<()> {
+    let ty = component.component_type();
+    let Some(name) = ty
+        .imports(engine)
+        .map(|(name, _)| name)
+        .find(|name| name.starts_with("wasi:http/"))
+    else {
+        return Ok(());
+    };
+    anyhow::bail!(
+        "the component imports {name}, and ws-edge does not provide outgoing HTTP (wasi:http): \
+         a handler must decide from the request alone. Build it without HTTP: \
+         componentize-js `--disable http --disable fetch-event`; componentize-py: do not \
+         import the wasi:http bindings (or a library that uses them); Rust: do not depend on \
+         the wasi crate's http module. See docs/composition.md, \"Outgoing HTTP\""
+    )
+}
+
+/// A per-store count limit from a shape count.
+fn shape_count(count: u32) -> usize {
+    usize::try_from(count).unwrap_or(usize::MAX)
+}
 
 /// With instance reuse, at most this many instances wait for a connection.
 /// Connections start and end in bursts; the idle instances bridge the gaps
@@ -120,14 +157,31 @@ pub(crate) enum Refusal {
 }
 
 /// [`StoreLimits`] plus the global memory budget, remembering how large the
-/// instance's memory has grown and whether a grow was refused.
+/// instance's memories have grown and whether a grow was refused.
 struct Limiter {
     limits: StoreLimits,
     lease: Lease,
+    /// The sizes of all the instance's linear memories added up: what
+    /// [`Limits::memory_per_connection`] caps (a component built by
+    /// componentize-py or componentize-js has several).
     memory: usize,
+    /// The cap on `memory`.
+    cap: usize,
+    /// The initial sizes of the instance's memories added up: what a fresh
+    /// instance holds too.
+    initial: usize,
     refused: Option<Refusal>,
     /// The budget charge of the grow in progress, given back if it fails.
     charged: usize,
+    /// What the grow in progress added to `memory`, taken back if it fails.
+    added: usize,
+}
+
+impl Limiter {
+    /// How much the instance's memories grew beyond their initial sizes.
+    fn grown(&self) -> usize {
+        self.memory.saturating_sub(self.initial)
+    }
 }
 
 impl ResourceLimiter for Limiter {
@@ -144,6 +198,11 @@ impl ResourceLimiter for Limiter {
         } else {
             desired.saturating_sub(current)
         };
+        let total = self.memory.saturating_add(desired.saturating_sub(current));
+        if total > self.cap {
+            self.refused = Some(Refusal::Cap);
+            return Ok(false);
+        }
         if charge > 0 && !self.lease.grow(charge) {
             self.refused = Some(Refusal::Budget);
             return Ok(false);
@@ -156,7 +215,11 @@ impl ResourceLimiter for Limiter {
             }
         };
         if allowed {
-            self.memory = self.memory.max(desired);
+            self.added = total - self.memory;
+            self.memory = total;
+            if current == 0 {
+                self.initial = self.initial.saturating_add(desired);
+            }
             self.charged = charge;
         } else {
             self.lease.ungrow(charge);
@@ -167,6 +230,7 @@ impl ResourceLimiter for Limiter {
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
         self.lease.ungrow(std::mem::take(&mut self.charged));
+        self.memory -= std::mem::take(&mut self.added);
         self.limits.memory_grow_failed(error)
     }
 
@@ -228,28 +292,52 @@ pub(crate) struct Base {
     env: Vec<(String, String)>,
     /// The host's metrics (guest call latencies are recorded per call).
     pub(crate) metrics: Arc<Metrics>,
+    /// What one instance may hold: the pool and each store are sized for
+    /// it ([`InstanceShape`]).
+    shape: InstanceShape,
 }
 
 impl Base {
-    /// The engine, the linker and the epoch thread for `limits`; every
-    /// instance will see `env` as its environment.
+    /// The engine, the linker and the epoch thread for `limits`, with an
+    /// instance pool for components of `shape` (at least
+    /// [`InstanceShape::FLOOR`]); every instance will see `env` as its
+    /// environment.
     pub(crate) fn new(
         limits: &Limits,
         env: Vec<(String, String)>,
         broker: Arc<Broker>,
+        shape: InstanceShape,
     ) -> anyhow::Result<Arc<Self>> {
+        let shape = shape.max(InstanceShape::FLOOR);
         let reuse = limits.instance_reuse.max(1);
         let idle_cap = if reuse > 1 { REUSE_MAX_IDLE } else { 0 };
         // Idle instances hold pool slots too.
         let slots = u32::try_from(limits.max_connections.max(1).saturating_add(idle_cap))
             .unwrap_or(u32::MAX);
+        let memory_slots = slots.saturating_mul(shape.memories);
+        let pooled_memories = memory_slots.min(MAX_MEMORY_SLOTS);
+        if pooled_memories < memory_slots {
+            tracing::warn!(
+                memories_per_instance = shape.memories,
+                max_connections = limits.max_connections,
+                memory_slots = pooled_memories,
+                "the components served hold {} linear memories per instance: the pool's \
+                 {pooled_memories} memory slots (each reserves 4 GiB of address space) \
+                 serve {} connections at once, not --max-connections; later ones get 503",
+                shape.memories,
+                pooled_memories / shape.memories.max(1),
+            );
+        }
+        let table_elements = usize::try_from(shape.table_elements).unwrap_or(usize::MAX);
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(slots)
-            .total_core_instances(slots.saturating_mul(4))
-            .total_memories(slots)
-            .total_tables(slots.saturating_mul(2))
-            .max_memories_per_component(2)
-            .max_tables_per_component(4)
+            .total_core_instances(slots.saturating_mul(shape.core_instances))
+            .total_memories(pooled_memories)
+            .total_tables(slots.saturating_mul(shape.tables))
+            .max_core_instances_per_component(shape.core_instances)
+            .max_memories_per_component(shape.memories)
+            .max_tables_per_component(shape.tables)
+            .table_elements(table_elements)
             .max_memory_size(limits.memory_per_connection)
             // Resetting a freed slot: PAGEMAP_SCAN (Linux 6.7+) finds the pages
             // the instance dirtied, anywhere in its memory, and up to
@@ -316,6 +404,7 @@ impl Base {
             budget: Arc::new(Budget::new(limits.memory_budget)),
             env,
             metrics: Arc::default(),
+            shape,
         }))
     }
 }
@@ -349,7 +438,8 @@ impl Runtime {
         env: Vec<(String, String)>,
         broker: Arc<Broker>,
     ) -> anyhow::Result<Self> {
-        Self::compile(Base::new(limits, env, broker)?, wasm)
+        let shape = InstanceShape::of(wasm)?;
+        Self::compile(Base::new(limits, env, broker, shape)?, wasm)
     }
 
     /// Compiles `wasm` (a component), links it and checks its exports on
@@ -357,8 +447,12 @@ impl Runtime {
     /// component, imports something the host does not provide, or does not
     /// export `websocket-request` with the expected types.
     pub(crate) fn compile(base: Arc<Base>, wasm: &[u8]) -> anyhow::Result<Self> {
+        let shape = InstanceShape::of(wasm)?;
+        tracing::debug!(?shape, room = ?base.shape, "component shape");
+        shape.fits(&base.shape)?;
         let component = Component::new(&base.engine, wasm)
             .map_err(|e| anyhow!("compiling the component: {e:?}"))?;
+        refuse_outgoing_http(&component, &base.engine)?;
         let pre = base
             .linker
             .instantiate_pre(&component)
@@ -435,14 +529,17 @@ impl Runtime {
             limits: Limiter {
                 limits: StoreLimitsBuilder::new()
                     .memory_size(self.base.memory_limit)
-                    .instances(16)
-                    .tables(8)
-                    .memories(2)
+                    .instances(shape_count(self.base.shape.core_instances))
+                    .tables(shape_count(self.base.shape.tables))
+                    .memories(shape_count(self.base.shape.memories))
                     .build(),
                 lease: self.base.budget.lease(),
                 memory: 0,
+                cap: self.base.memory_limit,
+                initial: 0,
                 refused: None,
                 charged: 0,
+                added: 0,
             },
             label,
             session: self.base.broker.session(self.delivery.is_some()),
@@ -485,7 +582,7 @@ impl Runtime {
         let keep = self.base.reuse > 1
             && !guest.failed
             && guest.served < self.base.reuse
-            && guest.store.data().limits.memory <= REUSE_MAX_MEMORY;
+            && guest.store.data().limits.grown() <= REUSE_MAX_MEMORY;
         if keep {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             if idle.len() < REUSE_MAX_IDLE {
@@ -541,5 +638,110 @@ fn wit_error(e: PubSubError) -> pubsub::Error {
         PubSubError::Denied(why) => pubsub::Error::Denied(why),
         PubSubError::Limit(why) => pubsub::Error::Limit(why),
         PubSubError::Unavailable(why) => pubsub::Error::Unavailable(why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_connections: 2,
+            ..Limits::default()
+        }
+    }
+
+    fn compile(wat: &str, limits: &Limits) -> anyhow::Result<Runtime> {
+        let wasm = wat::parse_str(wat).expect("valid wat");
+        Runtime::new(&wasm, limits, Vec::new(), Broker::standalone())
+    }
+
+    #[test]
+    fn outgoing_http_is_refused_with_how_to_build_without_it() {
+        let err = compile(
+            r#"(component (import "wasi:http/outgoing-handler@0.2.10" (instance)))"#,
+            &limits(),
+        )
+        .err()
+        .expect("refused");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("imports wasi:http/outgoing-handler@0.2.10"),
+            "{text}"
+        );
+        assert!(text.contains("--disable http"), "{text}");
+    }
+
+    #[test]
+    fn wasi_imports_of_any_0_2_minor_version_link() {
+        for version in ["0.2.0", "0.2.6", "0.2.12", "0.2.99"] {
+            let err = compile(
+                &format!(
+                    r#"(component (import "wasi:cli/environment@{version}" (instance
+                        (export "get-arguments" (func (result (list string)))))))"#
+                ),
+                &limits(),
+            )
+            .err()
+            .expect("no websocket-request export");
+            // Linked: what fails is the missing export, not the import.
+            let text = format!("{err:#}");
+            assert!(!text.contains("linking the component"), "{version}: {text}");
+            assert!(text.contains("websocket-request"), "{version}: {text}");
+        }
+    }
+
+    #[test]
+    fn a_component_larger_than_the_pool_names_the_limit() {
+        // The pool is sized for the echo component; a component with three
+        // memories does not fit it.
+        let base = Base::new(
+            &limits(),
+            Vec::new(),
+            Broker::standalone(),
+            InstanceShape::of(crate::ECHO_COMPONENT).expect("echo parses"),
+        )
+        .expect("base");
+        let wasm = wat::parse_str(
+            r#"(component
+                (core module $m (memory 1))
+                (core instance (instantiate $m))
+                (core instance (instantiate $m))
+                (core instance (instantiate $m)))"#,
+        )
+        .expect("valid wat");
+        let err = Runtime::compile(base, &wasm).err().expect("refused");
+        let text = format!("{err:#}");
+        assert!(text.contains("needs 3 linear memories"), "{text}");
+        assert!(text.contains("restart the server"), "{text}");
+    }
+
+    #[test]
+    fn the_memory_cap_counts_every_memory_of_an_instance() {
+        let budget = Arc::new(Budget::new(1 << 30));
+        let mut limiter = Limiter {
+            limits: StoreLimitsBuilder::new().memory_size(3 << 20).build(),
+            lease: budget.lease(),
+            memory: 0,
+            cap: 3 << 20,
+            initial: 0,
+            refused: None,
+            charged: 0,
+            added: 0,
+        };
+        // Two memories of 1 MiB each are created, then each tries to grow by
+        // 1 MiB: each alone is under the cap, both together are not.
+        let mib = 1 << 20;
+        assert!(limiter.memory_growing(0, mib, None).expect("ok"));
+        assert!(limiter.memory_growing(0, mib, None).expect("ok"));
+        assert!(limiter.memory_growing(mib, 2 * mib, None).expect("ok"));
+        assert_eq!(limiter.memory, 3 * mib);
+        assert!(!limiter.memory_growing(mib, 2 * mib, None).expect("ok"));
+        assert_eq!(limiter.refused, Some(Refusal::Cap));
+        assert_eq!(limiter.memory, 3 * mib);
+        // Only the grow counts as grown (instance reuse keeps instances
+        // that grew little, whatever their initial size).
+        assert_eq!(limiter.grown(), mib);
     }
 }

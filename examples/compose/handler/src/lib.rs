@@ -11,7 +11,15 @@
 //! - under `shout.v1` each text message comes back upper-cased, otherwise
 //!   as it came, prefixed in both cases with its number on this connection
 //!   (`#1 HELLO`); binary messages come back reversed;
-//! - the text `bye` is answered with `#n goodbye` and a close with `1000`.
+//! - the text `bye` is answered with `#n goodbye` and a close with `1000`;
+//! - the text `throw`, and a request for `/compose/throw`, make it fail
+//!   (a panic here, an exception in the Python and JavaScript versions):
+//!   the host ends that connection with `1011` (or answers `500`) and logs
+//!   the message, `handler failure: asked to throw by ...`.
+//!
+//! `examples/handler-py` and `examples/handler-js` are the same handler in
+//! Python and JavaScript; one test suite (`host/tests/e2e/compose.rs`) runs
+//! against all three.
 
 mod bindings {
     wit_bindgen::generate!({
@@ -36,6 +44,12 @@ impl Guest for Component {
     type Session = Conversation;
 
     fn decide(request: UpgradeRequest) -> Decision {
+        if request.path == "/compose/throw" {
+            panic!(
+                "handler failure: asked to throw by a request for {}",
+                request.path
+            );
+        }
         if request.path != "/compose" {
             return Decision::Reject(RejectOptions {
                 status: 403,
@@ -86,6 +100,9 @@ impl GuestSession for Conversation {
                     reason: "bye".into(),
                 }),
             },
+            Message::Text(text) if text == "throw" => {
+                panic!("handler failure: asked to throw by message #{n}")
+            }
             Message::Text(text) => {
                 let text = if self.shout {
                     text.to_uppercase()
