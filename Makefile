@@ -28,9 +28,12 @@ run: build
 build: wasm32-wasip2
 	$(CARGO) build --release -p ws-edge-host
 
+## The toolchain of rust-toolchain.toml with its wasm32-wasip2 target
+## (rustup installs both by itself unless its auto-install is off).
 .PHONY: wasm32-wasip2
 wasm32-wasip2:
-	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || \
+		{ rustup toolchain install && rustup target add wasm32-wasip2; }
 
 ## The guest components alone (the target dir the build scripts share here).
 guests: wasm32-wasip2
