@@ -97,8 +97,9 @@ check-wit: guests compose
 check-new: build
 	scripts/check-new.sh target/release/ws-edge
 
-## `wasmtime run --invoke` drives preview-head (wasmtime-cli 48.0.8; installed
-## only if missing: ~10 minutes on a quiet 2-core machine, once).
+## `wasmtime run --invoke` drives preview-head (wasmtime-cli 50.0.1, the
+## version of the host's wasmtime; installed when missing or another version
+## is found: ~10 minutes on a quiet 2-core machine, once).
 cli-check: guests
 	scripts/cli-check.sh $(GUEST_DIR)/echo.wasm
 
