@@ -37,8 +37,10 @@ bin=target/release/examples/handshake_loop
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 # The perf map is written as /tmp/perf-PID.map; PID is valgrind's process.
+# `*BenchConn*::`: since Rust 1.99 (v0 symbol mangling) the functions
+# demangle as `<ws_edge_host::measure::BenchConn>::handshake`.
 WASM="$wasm" WS_EDGE_PERFMAP=1 valgrind --tool=callgrind --callgrind-out-file="$tmp/out" \
-    --toggle-collect="*BenchConn::$what*" "$bin" "$n" 2>"$tmp/log" >/dev/null
+    --toggle-collect="*BenchConn*::$what*" "$bin" "$n" 2>"$tmp/log" >/dev/null
 pid="$(sed -n 's/^==\([0-9]*\)==.*/\1/p' "$tmp/log" | head -1)"
 map="/tmp/perf-$pid.map"
 # The 1000 warm-up calls are counted too.
