@@ -30,9 +30,12 @@ run: build
 build: wasm32-wasip2
 	$(CARGO) build --release -p ws-edge-host
 
+## The toolchain of rust-toolchain.toml with its wasm32-wasip2 target
+## (rustup installs both by itself unless its auto-install is off).
 .PHONY: wasm32-wasip2
 wasm32-wasip2:
-	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || \
+		{ rustup toolchain install && rustup target add wasm32-wasip2; }
 
 ## The guest components alone (the target dir the build scripts share here).
 guests: wasm32-wasip2
@@ -113,8 +116,9 @@ check-wit: guests compose
 check-new: build
 	scripts/check-new.sh target/release/ws-edge
 
-## `wasmtime run --invoke` drives preview-head (wasmtime-cli 48.0.8; installed
-## only if missing: ~10 minutes on a quiet 2-core machine, once).
+## `wasmtime run --invoke` drives preview-head (wasmtime-cli 50.0.1, the
+## version of the host's wasmtime; installed when missing or another version
+## is found: ~10 minutes on a quiet 2-core machine, once).
 cli-check: guests
 	scripts/cli-check.sh $(GUEST_DIR)/echo.wasm
 

@@ -9,12 +9,23 @@
 # handshakes themselves are counted (`--toggle-collect` on
 # `BenchConn::handshake`: `handle-head` plus dropping the accepted
 # connection); compilation and start-up are not.
+#
+#   LOOP=receive bench/callgrind-handshake.sh [COMPONENT.wasm] [N]
+#
+# counts `connection.receive` of one masked 64-byte text frame on an open
+# connection instead (`BenchConn::receive`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "callgrind-handshake.sh: valgrind is not installed" >&2; exit 2; }
 
 wasm="${1:-}"
 n="${2:-2000}"
+what="${LOOP:-handshake}"
+case "$what" in
+    handshake | receive) ;;
+    *) echo "callgrind-handshake.sh: LOOP=$what: expected handshake or receive" >&2; exit 2 ;;
+esac
+export LOOP="$what"
 if [[ -z "$wasm" ]]; then
     CARGO_PROFILE_GUEST_STRIP=false cargo build -q --profile guest --target wasm32-wasip2 \
         --target-dir target/guests-named -p example-echo
@@ -26,16 +37,18 @@ bin=target/release/examples/handshake_loop
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 # The perf map is written as /tmp/perf-PID.map; PID is valgrind's process.
+# `*BenchConn*::`: since Rust 1.99 (v0 symbol mangling) the functions
+# demangle as `<ws_edge_host::measure::BenchConn>::handshake`.
 WASM="$wasm" WS_EDGE_PERFMAP=1 valgrind --tool=callgrind --callgrind-out-file="$tmp/out" \
-    --toggle-collect='*BenchConn::handshake*' "$bin" "$n" 2>"$tmp/log" >/dev/null
+    --toggle-collect="*BenchConn*::$what*" "$bin" "$n" 2>"$tmp/log" >/dev/null
 pid="$(sed -n 's/^==\([0-9]*\)==.*/\1/p' "$tmp/log" | head -1)"
 map="/tmp/perf-$pid.map"
-# 1000 warm-up handshakes are counted too.
+# The 1000 warm-up calls are counted too.
 calls=$((n + 1000))
 callgrind_annotate "$tmp/out" >"$tmp/annotated"
-python3 - "$tmp/annotated" "$map" "$calls" <<'PY'
+python3 - "$tmp/annotated" "$map" "$calls" "$what" <<'PY'
 import bisect, re, sys
-annotated, perf_map, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+annotated, perf_map, calls, what = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 spans = []
 try:
     for line in open(perf_map):
@@ -69,7 +82,7 @@ for line in open(annotated):
     else:
         name = "host  " + where.split(":", 1)[-1]
     per[name] = per.get(name, 0) + count
-print(f"{total / calls:8.0f}  instructions per handshake ({calls} handshakes)")
+print(f"{total / calls:8.0f}  instructions per {what} ({calls} calls)")
 print(f"{guest / calls:8.0f}  of them in guest code")
 for name, count in sorted(per.items(), key=lambda kv: -kv[1])[:25]:
     print(f"{count / calls:8.0f}  {name[:100]}")

@@ -18,9 +18,12 @@
 #
 # Environment:
 #   WASMTIME  the wasmtime binary (default: `wasmtime` on PATH, else
-#             ~/.cargo/bin/wasmtime). When none is found, wasmtime-cli 48.0.8 is
-#             installed with `cargo install --locked` (about 10 minutes, 1.9 GB
-#             peak memory).
+#             ~/.cargo/bin/wasmtime, whichever is wasmtime 50.0.1). When
+#             neither is 50.0.1, wasmtime-cli 50.0.1 is installed with
+#             `cargo install --locked` into ~/.cargo/bin, replacing another
+#             version there (about 10 minutes on a quiet 2-core machine,
+#             1.9 GB peak memory). A WASMTIME of another version is used as
+#             given, with a warning.
 #
 # Exit status: 0 when every case passes, 1 on a failed check, 2 on usage or
 # setup errors.
@@ -35,17 +38,36 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 component="${1:-${COMPONENT:-$root/target/guests/wasm32-wasip2/guest/echo.wasm}}"
 [[ -f "$component" ]] || { echo "cli-check.sh: no component at $component (run \`make guests\`)" >&2; exit 2; }
 
-want_version=48.0.8
+# The version the host's wasmtime crate has (Cargo.toml); WAVE output and
+# `--invoke` syntax are checked against it.
+want_version=50.0.1
+cargo_wasmtime="${CARGO_HOME:-$HOME/.cargo}/bin/wasmtime"
+# The version a wasmtime binary reports ("wasmtime 50.0.1 (...)"), or nothing.
+version_of() { "$1" --version 2>/dev/null | awk '{ print $2; exit }'; }
 wasmtime="${WASMTIME:-}"
 if [[ -z "$wasmtime" ]]; then
-    if command -v wasmtime >/dev/null; then
-        wasmtime=wasmtime
-    elif [[ -x "${CARGO_HOME:-$HOME/.cargo}/bin/wasmtime" ]]; then
-        wasmtime="${CARGO_HOME:-$HOME/.cargo}/bin/wasmtime"
-    else
-        echo "cli-check.sh: wasmtime not found; installing wasmtime-cli $want_version (about 10 minutes)" >&2
-        cargo install "wasmtime-cli@$want_version" --locked >&2
-        wasmtime="${CARGO_HOME:-$HOME/.cargo}/bin/wasmtime"
+    found=()
+    previous=
+    for candidate in "$(command -v wasmtime || true)" "$cargo_wasmtime"; do
+        [[ -n "$candidate" && -x "$candidate" ]] || continue
+        # ~/.cargo/bin/wasmtime is often the one on PATH.
+        [[ -n "$previous" && "$candidate" -ef "$previous" ]] && continue
+        previous="$candidate"
+        have="$(version_of "$candidate")"
+        if [[ "$have" == "$want_version" ]]; then
+            wasmtime="$candidate"
+            break
+        fi
+        found+=("$candidate is ${have:-unusable}")
+    done
+    if [[ -z "$wasmtime" ]]; then
+        seen="$(IFS=,; echo "${found[*]}")"
+        echo "cli-check.sh: no wasmtime $want_version${seen:+ (${seen//,/, })};" \
+            "installing wasmtime-cli $want_version (about 10 minutes)" >&2
+        # From the checkout, so that its pinned toolchain (rust-toolchain.toml)
+        # builds it.
+        (cd "$root" && cargo install "wasmtime-cli@$want_version" --locked --force) >&2
+        wasmtime="$cargo_wasmtime"
     fi
 fi
 version="$("$wasmtime" --version)" || { echo "cli-check.sh: cannot run $wasmtime" >&2; exit 2; }

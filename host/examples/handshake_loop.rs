@@ -1,13 +1,15 @@
 //! Warm opening handshakes in a loop, for profilers: one instance of the
 //! component answers `handle-head` `N` times (each accepted connection is
-//! dropped again) and the mean time per handshake is printed.
+//! dropped again) and the mean time per handshake is printed. With
+//! `LOOP=receive` it calls `connection.receive` `N` times instead, each with
+//! one masked 64-byte text frame (which the echo answers).
 //!
 //! `cargo run --release -p ws-edge-host --example handshake_loop [N]`
 //!
 //! `WASM=path/to/component.wasm` runs another component than the bundled
 //! echo (for example an unstripped build, so that `WS_EDGE_PERFMAP=1` names
 //! its functions). `bench/callgrind-handshake.sh` counts the instructions
-//! of each handshake with it.
+//! of each handshake (or `receive`) with it.
 
 use std::time::Instant;
 
@@ -22,17 +24,37 @@ fn main() -> anyhow::Result<()> {
         Some(path) => std::fs::read(path)?,
         None => ws_edge_host::ECHO_COMPONENT.to_vec(),
     };
+    let receive = match std::env::var("LOOP").as_deref() {
+        Ok("receive") => true,
+        Ok("handshake") | Err(_) => false,
+        Ok(other) => anyhow::bail!("LOOP={other}: expected handshake or receive"),
+    };
+    // One masked 64-byte text frame, as `ws_edge_host::measure` sends.
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | 64];
+    frame.extend_from_slice(&mask);
+    frame.extend((0..64).map(|i| b'a' ^ mask[i % 4]));
+
     let bench = GuestBench::new(&wasm, 4)?;
     let mut conn = bench.connect()?;
+    let mut step = || -> anyhow::Result<()> {
+        if receive {
+            conn.receive(&frame)?;
+            Ok(())
+        } else {
+            conn.handshake()
+        }
+    };
     // Warm up: caches, the pool slot, the guest's heap.
     for _ in 0..1000 {
-        conn.handshake()?;
+        step()?;
     }
     let start = Instant::now();
     for _ in 0..n {
-        conn.handshake()?;
+        step()?;
     }
     let per = start.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64;
-    println!("{per:.3} µs per handshake ({n} handshakes)");
+    let what = if receive { "receive" } else { "handshake" };
+    println!("{per:.3} µs per {what} ({n} calls)");
     Ok(())
 }

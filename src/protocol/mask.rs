@@ -43,8 +43,10 @@ pub(crate) fn mask_extend(dst: &mut Vec<u8>, src: &[u8], key: [u8; 4], offset: u
         let kv = u32x4_splat(u32::from_ne_bytes(key));
         let whole = n - n % 16;
         for (d, s) in spare[..whole]
-            .chunks_exact_mut(16)
-            .zip(src[..whole].chunks_exact(16))
+            .as_chunks_mut::<16>()
+            .0
+            .iter_mut()
+            .zip(src[..whole].as_chunks::<16>().0)
         {
             // SAFETY: `s` is 16 readable bytes and `d` 16 writable ones;
             // wasm v128 loads and stores have no alignment requirement.
@@ -57,23 +59,16 @@ pub(crate) fn mask_extend(dst: &mut Vec<u8>, src: &[u8], key: [u8; 4], offset: u
     };
     let k = u64::from(u32::from_ne_bytes(key));
     let k64 = k | (k << 32);
-    let mut d8 = spare.chunks_exact_mut(8);
-    let mut s8 = src.chunks_exact(8);
-    for (d, s) in (&mut d8).zip(&mut s8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(s);
-        let v = (u64::from_ne_bytes(w) ^ k64).to_ne_bytes();
+    let (d8, d_tail) = spare.as_chunks_mut::<8>();
+    let (s8, s_tail) = src.as_chunks::<8>();
+    for (d, s) in d8.iter_mut().zip(s8) {
+        let v = (u64::from_ne_bytes(*s) ^ k64).to_ne_bytes();
         for (d, v) in d.iter_mut().zip(v) {
             d.write(v);
         }
     }
     // Every chunk was a multiple of 4 bytes, so the tail starts at phase 0.
-    for (i, (d, s)) in d8
-        .into_remainder()
-        .iter_mut()
-        .zip(s8.remainder())
-        .enumerate()
-    {
+    for (i, (d, s)) in d_tail.iter_mut().zip(s_tail).enumerate() {
         d.write(s ^ key[i & 3]);
     }
     // SAFETY: the `n` bytes after the old length were all written above.
@@ -107,15 +102,12 @@ fn rotate_key(key: [u8; 4], offset: usize) -> [u8; 4] {
 fn mask_words(buf: &mut [u8], key: [u8; 4]) {
     let k = u32::from_ne_bytes(key) as u64;
     let k64 = k | (k << 32);
-    let mut chunks = buf.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        let v = u64::from_ne_bytes(w) ^ k64;
-        chunk.copy_from_slice(&v.to_ne_bytes());
+    let (chunks, tail) = buf.as_chunks_mut::<8>();
+    for chunk in chunks {
+        *chunk = (u64::from_ne_bytes(*chunk) ^ k64).to_ne_bytes();
     }
     // Every chunk was 8 bytes, so the tail starts at a key phase of 0.
-    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+    for (i, b) in tail.iter_mut().enumerate() {
         *b ^= key[i & 3];
     }
 }
@@ -125,15 +117,15 @@ fn mask_words(buf: &mut [u8], key: [u8; 4]) {
 fn mask_simd128(buf: &mut [u8], key: [u8; 4]) {
     use core::arch::wasm32::{u32x4_splat, v128, v128_load, v128_store, v128_xor};
     let kv = u32x4_splat(u32::from_ne_bytes(key));
-    let mut chunks = buf.chunks_exact_mut(16);
-    for chunk in &mut chunks {
+    let (chunks, tail) = buf.as_chunks_mut::<16>();
+    for chunk in chunks {
         let p = chunk.as_mut_ptr().cast::<v128>();
         // SAFETY: `chunk` is exactly 16 writable bytes; wasm loads and stores
         // of v128 have no alignment requirement.
         unsafe { v128_store(p, v128_xor(v128_load(p), kv)) };
     }
     // Every chunk was 16 bytes, so the tail starts at a key phase of 0.
-    mask_words(chunks.into_remainder(), key);
+    mask_words(tail, key);
 }
 
 #[cfg(test)]
