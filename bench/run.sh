@@ -45,7 +45,7 @@
 #
 # System calls (issue 17): after the timed rounds, each request/response and TLS
 # scenario runs once more per server, paced at BENCH_SYSCALL_RATE operations/s in all
-# (default 1000; handshakes at a fifth of it) for BENCH_SYSCALL_DURATION seconds
+# (default 1000; handshakes at a fifth of it, TLS scenarios at half) for BENCH_SYSCALL_DURATION seconds
 # (default 2, quick 1), with `strace -c -f` attached to the server for the window only
 # (`loadgen run --syscalls`); the report's last table gives system calls per operation
 # by call. BENCH_SYSCALLS=0 skips the pass; without strace it is skipped with a message.
@@ -463,9 +463,12 @@ for scenario in "${syscall_scenarios[@]}"; do
         servers=("${plain[@]}")
         tls_args=()
     fi
-    # Handshakes cost ~10x an echo: pace them 5x slower.
+    # Handshakes cost ~10x an echo: pace them 5x slower; TLS halves both
+    # again (a traced tokio-tungstenite + rustls server kept up with only
+    # ~700 TLS echoes/s, and a saturated server batches its wake-ups).
     rate=${BENCH_SYSCALL_RATE:-1000}
     [[ $scenario == *handshake ]] && rate=$((rate / 5))
+    [[ $scenario == tls-* ]] && rate=$((rate / 2))
     for name in "${servers[@]}"; do
         cmd=${cmds[$name]:-}
         [[ $scenario == tls-* ]] && cmd=${tls_cmds[$name]}
