@@ -10,12 +10,7 @@
 //! over 2 000 connections of 20 messages each (requests for `/compose`, or
 //! `/` for the echo); the table shows the median over the rounds.
 
-use std::time::Duration;
-
-use ws_edge_host::measure::{Report, guest_lifetime_at};
-
-/// A table row: label, the step's field, scale to the unit, unit.
-type Row = (&'static str, fn(&Report) -> Duration, f64, &'static str);
+use ws_edge_host::measure::{ROWS, guest_lifetime_at, median};
 
 fn main() -> anyhow::Result<()> {
     let usage = "usage: boundary COMPOSED.wasm MONOLITHIC.wasm [ROUNDS]";
@@ -42,36 +37,14 @@ fn main() -> anyhow::Result<()> {
         sizes[2],
         sizes[2] as i64 - sizes[1] as i64
     );
-    let rows: [Row; 6] = [
-        ("compile (once per server)", |r| r.compile, 1e3, "ms"),
-        ("instantiate (per connection)", |r| r.instantiate, 1e6, "µs"),
-        (
-            "handle-head, accepted (first call)",
-            |r| r.handle_head,
-            1e6,
-            "µs",
-        ),
-        (
-            "handle-head, warm instance",
-            |r| r.handle_head_warm,
-            1e6,
-            "µs",
-        ),
-        ("receive 64 B text + reply", |r| r.receive, 1e6, "µs"),
-        ("teardown", |r| r.teardown, 1e6, "µs"),
-    ];
-    for (name, field, scale, unit) in rows {
-        let [x, y, z] =
-            [&e, &m, &c].map(|runs| median(runs.iter().map(field).collect()).as_secs_f64() * scale);
+    for (name, field, scale, unit) in ROWS {
+        let [x, y, z] = [&e, &m, &c].map(|runs| {
+            median(&mut runs.iter().map(field).collect::<Vec<_>>()).as_secs_f64() * scale
+        });
         println!(
             "| {name} | {x:.2} {unit} | {y:.2} {unit} | {z:.2} {unit} | {:+.2} {unit} |",
             z - y
         );
     }
     Ok(())
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
 }

@@ -10,12 +10,7 @@
 //! step's median. Guest calls are timed on the calling thread, one at a
 //! time, so the figures are the server's time per operation.
 
-use std::time::Duration;
-
-use ws_edge_host::measure::{Report, guest_lifetime_at};
-
-/// A table row: label, the step's field, scale to the unit, unit.
-type Row = (&'static str, fn(&Report) -> Duration, f64, &'static str);
+use ws_edge_host::measure::{ROWS, Report, guest_lifetime_at, median};
 
 fn main() -> anyhow::Result<()> {
     let usage = "usage: polyglot RUST.wasm PY.wasm JS.wasm [CONNECTIONS] [ROUNDS]";
@@ -40,34 +35,11 @@ fn main() -> anyhow::Result<()> {
     println!("|---|---:|---:|---:|");
     let [r, p, j] = components.each_ref().map(|c| c.len() as f64 / 1e6);
     println!("| component size | {r:.2} MB | {p:.2} MB | {j:.2} MB |");
-    let rows: [Row; 6] = [
-        ("compile (once per server)", |r| r.compile, 1e3, "ms"),
-        ("instantiate (per connection)", |r| r.instantiate, 1e6, "µs"),
-        (
-            "handle-head, accepted (first call)",
-            |r| r.handle_head,
-            1e6,
-            "µs",
-        ),
-        (
-            "handle-head, warm instance",
-            |r| r.handle_head_warm,
-            1e6,
-            "µs",
-        ),
-        ("receive 64 B text + reply", |r| r.receive, 1e6, "µs"),
-        ("teardown", |r| r.teardown, 1e6, "µs"),
-    ];
-    for (name, field, scale, unit) in rows {
-        let [x, y, z] = runs
-            .each_ref()
-            .map(|runs| median(runs.iter().map(field).collect()).as_secs_f64() * scale);
+    for (name, field, scale, unit) in ROWS {
+        let [x, y, z] = runs.each_ref().map(|runs| {
+            median(&mut runs.iter().map(field).collect::<Vec<_>>()).as_secs_f64() * scale
+        });
         println!("| {name} | {x:.2} {unit} | {y:.2} {unit} | {z:.2} {unit} |");
     }
     Ok(())
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
 }

@@ -26,6 +26,30 @@ pub struct Report {
     pub teardown: Duration,
 }
 
+/// One row of a report table: label, the step, the scale from seconds, and
+/// the unit after scaling.
+pub type Row = (&'static str, fn(&Report) -> Duration, f64, &'static str);
+
+/// The rows every report table prints, in order.
+pub const ROWS: [Row; 6] = [
+    ("compile (once per server)", |r| r.compile, 1e3, "ms"),
+    ("instantiate (per connection)", |r| r.instantiate, 1e6, "µs"),
+    (
+        "handle-head, accepted (first call)",
+        |r| r.handle_head,
+        1e6,
+        "µs",
+    ),
+    (
+        "handle-head, warm instance",
+        |r| r.handle_head_warm,
+        1e6,
+        "µs",
+    ),
+    ("receive 64 B text + reply", |r| r.receive, 1e6, "µs"),
+    ("teardown", |r| r.teardown, 1e6, "µs"),
+];
+
 /// Runs `connections` guest lifetimes of the component `wasm`, each with
 /// `messages` echo calls, and returns the medians.
 pub fn guest_lifetime(wasm: &[u8], connections: usize, messages: usize) -> anyhow::Result<Report> {
@@ -127,7 +151,8 @@ pub fn guest_lifetime_at(
     })
 }
 
-fn median(v: &mut [Duration]) -> Duration {
+/// The median of `v` (the upper one of an even count; zero when empty).
+pub fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v.get(v.len() / 2).copied().unwrap_or_default()
 }

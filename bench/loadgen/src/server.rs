@@ -138,12 +138,7 @@ fn clock_ticks_per_sec() -> u64 {
 
 /// Resident set size of `pid` in KiB, if readable.
 pub fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
+    proc_kib(pid, "status", "VmRSS:")
 }
 
 /// Proportional set size of `pid`, KiB: resident memory with each shared
@@ -151,10 +146,14 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 /// server maps one page many times, as wasmtime maps a component's memory
 /// image copy-on-write into every instance's memory.
 pub fn pss_kib(pid: u32) -> Option<u64> {
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    rollup
-        .lines()
-        .find_map(|l| l.strip_prefix("Pss:"))
+    proc_kib(pid, "smaps_rollup", "Pss:")
+}
+
+/// The `KEY  N kB` figure of `/proc/PID/FILE`, in KiB.
+fn proc_kib(pid: u32, file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
 }
