@@ -415,3 +415,48 @@ pub async fn admin_request(
         .unwrap_or_default();
     (status, body)
 }
+
+/// A client script next to the tests (`host/tests/e2e/NAME`).
+pub fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/e2e")
+        .join(name)
+}
+
+/// The venv's Python, which `make test` creates with `websockets`.
+pub fn venv_python() -> PathBuf {
+    let python = workspace().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `make test` (or `python3 -m venv .venv && \
+         .venv/bin/pip install websockets`) to install the Python client",
+        python.display()
+    );
+    python
+}
+
+/// Runs a client program to completion within `limit` and expects it to
+/// print "ok".
+pub async fn expect_ok(mut command: tokio::process::Command, what: &str, limit: Duration) {
+    let output = tokio::time::timeout(
+        limit,
+        command
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{what} finishes in time"))
+    .unwrap_or_else(|e| panic!("{what} runs: {e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("No module named 'websockets'"),
+        "the venv lacks `websockets`: run `make test` or `.venv/bin/pip install websockets`"
+    );
+    assert!(output.status.success(), "{what} failed:\n{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "ok",
+        "{stderr}"
+    );
+}

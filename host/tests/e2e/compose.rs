@@ -253,30 +253,11 @@ async fn rejects_and_validation_stays_in_the_protocol_component(served: &Served)
 }
 
 async fn python_websockets_client(served: &Served) {
-    let python = workspace().join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run `make test` (or `python3 -m venv .venv && \
-         .venv/bin/pip install websockets`) to install the Python client",
-        python.display()
-    );
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/compose_client.py");
-    let output = tokio::time::timeout(
-        STEP,
-        tokio::process::Command::new(&python)
-            .arg(&script)
-            .arg(format!("ws://{}", served.addr))
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("python client finishes in time")
-    .expect("python runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "python client failed:\n{stderr}");
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
+    let mut command = tokio::process::Command::new(venv_python());
+    command
+        .arg(script("compose_client.py"))
+        .arg(format!("ws://{}", served.addr));
+    expect_ok(command, "python client", STEP).await;
 }
 
 async fn chromium_client(served: &Served) {

@@ -4,9 +4,6 @@
 //! threshold-crossing messages, and serves a client that does not offer it
 //! uncompressed. The host is unchanged: it is all inside the component.
 
-use std::path::Path;
-use std::process::Stdio;
-
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use ws_edge::deflate::{PerMessageDeflate, parse_response};
@@ -26,44 +23,15 @@ async fn echo_server() -> TestServer {
     .await
 }
 
-/// Runs a client program to completion and expects it to print "ok".
-async fn expect_ok(mut command: tokio::process::Command, what: &str) {
-    let output = tokio::time::timeout(
-        3 * STEP,
-        command.stdin(Stdio::null()).kill_on_drop(true).output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{what} finishes in time"))
-    .unwrap_or_else(|e| panic!("{what} runs: {e}"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{what} failed:\n{stderr}");
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout).trim(),
-        "ok",
-        "{stderr}"
-    );
-}
-
-fn script(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/e2e")
-        .join(name)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_websockets_negotiates_deflate() {
-    let python = workspace().join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run `make test` to install the Python client",
-        python.display()
-    );
+    let python = venv_python();
     let server = echo_server().await;
     let mut command = tokio::process::Command::new(&python);
     command
         .arg(script("deflate_client.py"))
         .arg(server.url("/"));
-    expect_ok(command, "python deflate client").await;
+    expect_ok(command, "python deflate client", 3 * STEP).await;
     server.shutdown().await;
 }
 
@@ -81,7 +49,7 @@ async fn node_ws_negotiates_deflate() {
         .env("NODE_PATH", &modules)
         .arg(script("deflate_client.js"))
         .arg(server.url("/"));
-    expect_ok(command, "node ws deflate client").await;
+    expect_ok(command, "node ws deflate client", 3 * STEP).await;
     server.shutdown().await;
 }
 
