@@ -13,7 +13,12 @@
 #   LOOP=receive bench/callgrind-handshake.sh [COMPONENT.wasm] [N]
 #
 # counts `connection.receive` of one masked 64-byte text frame on an open
-# connection instead (`BenchConn::receive`).
+# connection instead (`BenchConn::receive`), and
+#
+#   LOOP=lifetime bench/callgrind-handshake.sh [COMPONENT.wasm] [N]
+#
+# a whole connection's guest lifetime without instance reuse: a fresh
+# instance, `handle-head` and teardown (`GuestBench::lifetime`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "callgrind-handshake.sh: valgrind is not installed" >&2; exit 2; }
@@ -22,8 +27,9 @@ wasm="${1:-}"
 n="${2:-2000}"
 what="${LOOP:-handshake}"
 case "$what" in
-    handshake | receive) ;;
-    *) echo "callgrind-handshake.sh: LOOP=$what: expected handshake or receive" >&2; exit 2 ;;
+    handshake | receive) toggle="*BenchConn*::$what*" ;;
+    lifetime) toggle="*GuestBench*::lifetime*" ;;
+    *) echo "callgrind-handshake.sh: LOOP=$what: expected handshake, receive or lifetime" >&2; exit 2 ;;
 esac
 export LOOP="$what"
 if [[ -z "$wasm" ]]; then
@@ -40,7 +46,7 @@ trap 'rm -rf "$tmp"' EXIT
 # `*BenchConn*::`: since Rust 1.99 (v0 symbol mangling) the functions
 # demangle as `<ws_edge_host::measure::BenchConn>::handshake`.
 WASM="$wasm" WS_EDGE_PERFMAP=1 valgrind --tool=callgrind --callgrind-out-file="$tmp/out" \
-    --toggle-collect="*BenchConn*::$what*" "$bin" "$n" 2>"$tmp/log" >/dev/null
+    --toggle-collect="$toggle" "$bin" "$n" 2>"$tmp/log" >/dev/null
 pid="$(sed -n 's/^==\([0-9]*\)==.*/\1/p' "$tmp/log" | head -1)"
 map="/tmp/perf-$pid.map"
 # The 1000 warm-up calls are counted too.

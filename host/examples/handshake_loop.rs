@@ -2,7 +2,9 @@
 //! component answers `handle-head` `N` times (each accepted connection is
 //! dropped again) and the mean time per handshake is printed. With
 //! `LOOP=receive` it calls `connection.receive` `N` times instead, each with
-//! one masked 64-byte text frame (which the echo answers).
+//! one masked 64-byte text frame (which the echo answers). With
+//! `LOOP=lifetime` each step is a whole connection's guest lifetime without
+//! instance reuse: a fresh instance, `handle-head`, and teardown.
 //!
 //! `cargo run --release -p ws-edge-host --example handshake_loop [N]`
 //!
@@ -24,10 +26,10 @@ fn main() -> anyhow::Result<()> {
         Some(path) => std::fs::read(path)?,
         None => ws_edge_host::ECHO_COMPONENT.to_vec(),
     };
-    let receive = match std::env::var("LOOP").as_deref() {
-        Ok("receive") => true,
-        Ok("handshake") | Err(_) => false,
-        Ok(other) => anyhow::bail!("LOOP={other}: expected handshake or receive"),
+    let what = match std::env::var("LOOP").as_deref() {
+        Ok(w @ ("receive" | "lifetime" | "handshake")) => w.to_owned(),
+        Err(_) => "handshake".to_owned(),
+        Ok(other) => anyhow::bail!("LOOP={other}: expected handshake, receive or lifetime"),
     };
     // One masked 64-byte text frame, as `ws_edge_host::measure` sends.
     let mask = [1u8, 2, 3, 4];
@@ -38,11 +40,10 @@ fn main() -> anyhow::Result<()> {
     let bench = GuestBench::new(&wasm, 4)?;
     let mut conn = bench.connect()?;
     let mut step = || -> anyhow::Result<()> {
-        if receive {
-            conn.receive(&frame)?;
-            Ok(())
-        } else {
-            conn.handshake()
+        match what.as_str() {
+            "receive" => conn.receive(&frame).map(drop),
+            "lifetime" => bench.lifetime(),
+            _ => conn.handshake(),
         }
     };
     // Warm up: caches, the pool slot, the guest's heap.
@@ -54,7 +55,6 @@ fn main() -> anyhow::Result<()> {
         step()?;
     }
     let per = start.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64;
-    let what = if receive { "receive" } else { "handshake" };
     println!("{per:.3} µs per {what} ({n} calls)");
     Ok(())
 }

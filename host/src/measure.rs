@@ -208,6 +208,20 @@ impl GuestBench {
         Ok(())
     }
 
+    /// One whole connection's guest lifetime, as the server runs it without
+    /// instance reuse: a fresh instance, `handle-head` (accepted), dropping
+    /// the connection resource, and handing the instance back.
+    pub fn lifetime(&self) -> anyhow::Result<()> {
+        let mut guest = self
+            .runtime
+            .instantiate(self.peer)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let conn = accept(&mut guest, &self.transport)?;
+        guest.drop_resource(conn);
+        self.runtime.recycle(guest);
+        Ok(())
+    }
+
     /// A fresh instance with one accepted connection.
     pub fn connect(&self) -> anyhow::Result<BenchConn> {
         let guest = self
@@ -231,18 +245,25 @@ pub struct BenchConn {
     transport: Transport,
 }
 
+/// `handle-head` of [`BENCH_HEAD`] on `guest`; the accepted connection.
+fn accept(
+    guest: &mut crate::instance::Guest,
+    transport: &Transport,
+) -> anyhow::Result<wasmtime::component::ResourceAny> {
+    let answer = guest
+        .handle_head(BENCH_HEAD, transport, 0)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let HeadResult::Complete(hh) = answer else {
+        anyhow::bail!("the component found no complete head");
+    };
+    hh.handshake
+        .connection
+        .ok_or_else(|| anyhow::anyhow!("the component rejected a valid request"))
+}
+
 impl BenchConn {
     fn accept(&mut self) -> anyhow::Result<wasmtime::component::ResourceAny> {
-        let answer = self
-            .guest
-            .handle_head(BENCH_HEAD, &self.transport, 0)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let HeadResult::Complete(hh) = answer else {
-            anyhow::bail!("the component found no complete head");
-        };
-        hh.handshake
-            .connection
-            .ok_or_else(|| anyhow::anyhow!("the component rejected a valid request"))
+        accept(&mut self.guest, &self.transport)
     }
 
     /// `handle-head` on this (warm) instance, accepted; the new connection
