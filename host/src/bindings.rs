@@ -12,12 +12,9 @@ mod generated {
     });
 }
 
-pub(crate) use generated::exports::ws_edge::websocket::delivery::{
-    Guest as DeliveryExport, GuestIndices as DeliveryIndices,
-};
+pub(crate) use generated::exports::ws_edge::websocket::delivery::GuestIndices as DeliveryIndices;
 pub(crate) use generated::exports::ws_edge::websocket::websocket_request::{
-    ConnectionState, Ending, Guest as RequestExport, GuestIndices as RequestIndices, Timer,
-    Transmit, Transport,
+    ConnectionState, Ending, GuestIndices as RequestIndices, Timer, Transmit, Transport,
 };
 pub(crate) use generated::ws_edge::websocket::pubsub;
 pub(crate) use generated::ws_edge::websocket::types::{IpAddress, Message, SocketAddress};

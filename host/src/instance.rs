@@ -6,24 +6,23 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::Store;
-use wasmtime::component::{Func, ResourceAny, TypedFunc};
+use wasmtime::component::{ComponentNamedList, Lift, Lower, ResourceAny, TypedFunc};
 
-use crate::bindings::{
-    DeliveryExport, HandleHeadParams, HeadResult, Message, RequestExport, Transmit, Transport,
-};
+use crate::bindings::{HandleHeadParams, HeadResult, Message, Transmit, Transport};
 use crate::error::{FailureKind, GuestError};
+use crate::exports::{
+    Callee, CloseParams, DeliverParams, Exports, Located, NowParams, ReceiveParams,
+};
 use crate::metrics::{Export, Metrics};
 use crate::runtime::ConnData;
 
 /// One instance of the component with its store.
 pub(crate) struct Guest {
     pub(crate) store: Store<ConnData>,
-    request: RequestExport,
-    /// `delivery`, when the component exports it.
-    delivery: Option<DeliveryExport>,
-    /// `handle-head`, whose types [`Runtime::new`](crate::runtime::Runtime::new)
-    /// checked against [`HeadResult`].
-    handle_head: Func,
+    /// The functions the host calls, as this instance has looked them up.
+    exports: Exports,
+    /// Where they are in the component, and that their types were checked.
+    located: Arc<Located>,
     deadline_ticks: u64,
     /// Where each call's duration is recorded.
     metrics: Arc<Metrics>,
@@ -62,17 +61,15 @@ impl Guest {
     /// Wraps a new instance.
     pub(crate) fn new(
         store: Store<ConnData>,
-        request: RequestExport,
-        delivery: Option<DeliveryExport>,
-        handle_head: Func,
+        exports: Exports,
+        located: Arc<Located>,
         deadline_ticks: u64,
         metrics: Arc<Metrics>,
     ) -> Self {
         Guest {
             store,
-            request,
-            delivery,
-            handle_head,
+            exports,
+            located,
             deadline_ticks,
             metrics,
             served: 1,
@@ -80,9 +77,11 @@ impl Guest {
         }
     }
 
-    /// `handle-head` as an untyped function (for the start-up type check).
-    pub(crate) fn handle_head_func(&self) -> Func {
-        self.handle_head
+    /// Checks the types of the functions the host calls on this instance
+    /// ([`Located::check`]).
+    pub(crate) fn check_exports(&mut self) -> anyhow::Result<()> {
+        let located = self.located.clone();
+        located.check(&mut self.store, &self.exports.instance())
     }
 
     /// Runs one call of `export` with a fresh CPU deadline, recording how
@@ -90,15 +89,35 @@ impl Guest {
     fn call<R>(
         &mut self,
         export: Export,
-        f: impl FnOnce(&RequestExport, &mut Store<ConnData>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&mut Store<ConnData>) -> wasmtime::Result<R>,
     ) -> Result<R, GuestError> {
         self.store.set_epoch_deadline(self.deadline_ticks);
-        let request = &self.request;
         let started = Instant::now();
-        let result = guarded(&mut self.store, |store| f(request, store));
+        let result = guarded(&mut self.store, f);
         self.metrics.guest_call(export, started.elapsed());
         self.failed |= result.is_err();
         result
+    }
+
+    /// Calls `callee` with `params`, which must be the parameter and result
+    /// types [`Located::check`] checked it against.
+    fn invoke<P, R>(&mut self, export: Export, callee: Callee, params: P) -> Result<R, GuestError>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
+        let Some(func) = self.exports.func(&self.located, &mut self.store, callee) else {
+            return Err(GuestError::new(
+                FailureKind::Host,
+                format!("a call of {callee:?}, which the component does not export"),
+            ));
+        };
+        // SAFETY: `Runtime::compile` checked on an instance of the same
+        // component that `callee` has exactly these parameter and result
+        // types (`Located::check`); every instance of a component has the
+        // same types, and the check does not depend on lifetimes.
+        let func = unsafe { TypedFunc::<P, R>::new_unchecked(func) };
+        self.call(export, |store| func.call(store, params))
     }
 
     /// Calls `handle-head`.
@@ -108,16 +127,9 @@ impl Guest {
         transport: &Transport,
         now: u64,
     ) -> Result<HeadResult, GuestError> {
-        // SAFETY: `Runtime::new` checked on an instance of the same component
-        // that `handle-head` has exactly these parameter and result types;
-        // every instance of a component has the same types, and the check
-        // does not depend on the parameters' lifetimes.
-        let func = unsafe {
-            TypedFunc::<HandleHeadParams<'_>, (HeadResult,)>::new_unchecked(self.handle_head)
-        };
-        self.call(Export::HandleHead, |_, store| {
-            func.call(store, (head, transport, now)).map(|(r,)| r)
-        })
+        let params: HandleHeadParams<'_> = (head, transport, now);
+        self.invoke(Export::HandleHead, Callee::HandleHead, params)
+            .map(|(r,)| r)
     }
 
     /// Calls `connection.receive`.
@@ -127,16 +139,16 @@ impl Guest {
         data: &[u8],
         now: u64,
     ) -> Result<Transmit, GuestError> {
-        self.call(Export::Receive, |b, store| {
-            b.connection().call_receive(store, conn, data, now)
-        })
+        let params: ReceiveParams<'_> = (conn, data, now);
+        self.invoke(Export::Receive, Callee::Receive, params)
+            .map(|(t,)| t)
     }
 
     /// Calls `connection.tick`.
     pub(crate) fn tick(&mut self, conn: ResourceAny, now: u64) -> Result<Transmit, GuestError> {
-        self.call(Export::Tick, |b, store| {
-            b.connection().call_tick(store, conn, now)
-        })
+        let params: NowParams = (conn, now);
+        self.invoke(Export::Tick, Callee::Tick, params)
+            .map(|(t,)| t)
     }
 
     /// Calls `connection.close`.
@@ -147,9 +159,9 @@ impl Guest {
         reason: &str,
         now: u64,
     ) -> Result<Transmit, GuestError> {
-        self.call(Export::Close, |b, store| {
-            b.connection().call_close(store, conn, code, reason, now)
-        })
+        let params: CloseParams<'_> = (conn, code, reason, now);
+        self.invoke(Export::Close, Callee::Close, params)
+            .map(|(t,)| t)
     }
 
     /// Calls `connection.disconnected`.
@@ -158,9 +170,9 @@ impl Guest {
         conn: ResourceAny,
         now: u64,
     ) -> Result<Transmit, GuestError> {
-        self.call(Export::Disconnected, |b, store| {
-            b.connection().call_disconnected(store, conn, now)
-        })
+        let params: NowParams = (conn, now);
+        self.invoke(Export::Disconnected, Callee::Disconnected, params)
+            .map(|(t,)| t)
     }
 
     /// Calls `delivery.deliver`, for a publication to a `handler`
@@ -172,23 +184,29 @@ impl Guest {
         message: &Message,
         now: u64,
     ) -> Result<Transmit, GuestError> {
-        let Some(delivery) = self.delivery.clone() else {
+        if !self.located.has_delivery() {
             return Err(GuestError::new(
                 FailureKind::Host,
                 "a handler delivery for a component without the delivery export",
             ));
-        };
-        self.call(Export::Deliver, |_, store| {
-            delivery.call_deliver(store, conn, topic, message, now)
-        })
+        }
+        let params: DeliverParams<'_> = (conn, topic, message, now);
+        self.invoke(Export::Deliver, Callee::Deliver, params)
+            .map(|(t,)| t)
     }
 
     /// Drops a resource the guest handed out (runs its destructor in the
     /// guest). A failure is logged and keeps the instance from being reused.
     pub(crate) fn drop_resource(&mut self, conn: ResourceAny) {
-        if let Err(e) = self.call(Export::Drop, |_, store| conn.resource_drop(store)) {
+        if let Err(e) = self.call(Export::Drop, |store| conn.resource_drop(store)) {
             tracing::debug!(kind = %e.kind, "dropping the connection resource failed: {e}");
         }
+    }
+
+    /// The functions this instance has looked up so far.
+    #[cfg(test)]
+    pub(crate) fn looked_up(&self) -> Vec<Callee> {
+        self.exports.looked_up()
     }
 
     /// Calls `handle-request` (not used by the TCP host, which has raw bytes).
@@ -198,8 +216,18 @@ impl Guest {
         request: &crate::bindings::tests_only::Request,
         now: u64,
     ) -> Result<crate::bindings::tests_only::Handshake, GuestError> {
-        self.call(Export::HandleHead, |b, store| {
-            b.call_handle_request(store, request, now)
+        use crate::bindings::tests_only::{Handshake, Request};
+        let instance = self.exports.instance();
+        self.call(Export::HandleHead, |store| {
+            let iface = instance
+                .get_export_index(&mut *store, None, crate::bindings::INTERFACE)
+                .ok_or_else(|| wasmtime::format_err!("no websocket-request"))?;
+            let index = instance
+                .get_export_index(&mut *store, Some(&iface), "handle-request")
+                .ok_or_else(|| wasmtime::format_err!("no handle-request"))?;
+            let func =
+                instance.get_typed_func::<(&Request, u64), (Handshake,)>(&mut *store, &index)?;
+            func.call(store, (request, now)).map(|(h,)| h)
         })
     }
 }
@@ -260,6 +288,26 @@ mod tests {
                 .map(|(i, b)| b ^ [9, 8, 7, 6][i % 4]),
         );
         f
+    }
+
+    #[test]
+    fn an_instance_looks_up_only_the_functions_it_calls() {
+        use crate::exports::Callee;
+        let rt = runtime();
+        let mut g = rt.instantiate(PEER.into()).expect("instance");
+        assert_eq!(g.looked_up(), []);
+        let conn = accept(&mut g, 0);
+        assert_eq!(g.looked_up(), [Callee::HandleHead]);
+        let t = g.receive(conn, &masked(0x1, b"hi"), 1).expect("receive");
+        assert_eq!(t.bytes, [0x81, 2, b'h', b'i'], "the echo");
+        let t = g.close(conn, 1000, "bye", 2).expect("close");
+        assert_eq!(&t.bytes[..4], [0x88, 5, 0x03, 0xe8], "a close frame");
+        assert_eq!(
+            g.looked_up(),
+            [Callee::HandleHead, Callee::Receive, Callee::Close]
+        );
+        g.drop_resource(conn);
+        assert!(!g.failed);
     }
 
     #[test]

@@ -32,6 +32,7 @@ mod budget;
 mod command;
 mod conn;
 mod error;
+mod exports;
 mod guest_log;
 mod http;
 mod instance;

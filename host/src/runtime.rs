@@ -29,12 +29,10 @@ use wasmtime::{
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::Limits;
-use crate::bindings::{
-    DELIVERY_INTERFACE, DeliveryIndices, HandleHeadParams, HeadResult, INTERFACE, RequestIndices,
-    pubsub,
-};
+use crate::bindings::{DELIVERY_INTERFACE, INTERFACE, pubsub};
 use crate::budget::{Budget, Lease};
 use crate::error::{FailureKind, GuestError};
+use crate::exports::{Exports, Located};
 use crate::instance::{Guest, guarded};
 use crate::metrics::Metrics;
 use crate::pubsub::{Broker, Mode, PubSubError, Session};
@@ -421,9 +419,8 @@ impl Drop for Base {
 pub(crate) struct Runtime {
     base: Arc<Base>,
     pre: InstancePre<ConnData>,
-    request: RequestIndices,
-    /// `delivery`, when the component exports it.
-    delivery: Option<DeliveryIndices>,
+    /// Where the functions the host calls are, their types checked.
+    located: Arc<Located>,
     /// Instances waiting for their next connection (reuse only; at most
     /// [`REUSE_MAX_IDLE`]).
     idle: Mutex<Vec<Guest>>,
@@ -457,36 +454,31 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("linking the component: {e:?}"))?;
-        let request = RequestIndices::new(&pre).map_err(|e| {
+        let located = Located::new(&pre).map_err(|e| {
             let ty = component.component_type();
             let exports: Vec<&str> = ty.exports(&base.engine).map(|(name, _)| name).collect();
             crate::error::missing_export(&exports, INTERFACE, e)
         })?;
-        let delivery = DeliveryIndices::new(&pre).ok();
         tracing::debug!(
-            handler_delivery = delivery.is_some(),
+            handler_delivery = located.has_delivery(),
             "component exports {DELIVERY_INTERFACE}: {}",
-            delivery.is_some()
+            located.has_delivery()
         );
         let idle_cap = if base.reuse > 1 { REUSE_MAX_IDLE } else { 0 };
         let runtime = Self {
             base,
             pre,
-            request,
-            delivery,
+            located: Arc::new(located),
             idle: Mutex::new(Vec::with_capacity(idle_cap)),
         };
-        // `handle-head` is called with the host's own result types
-        // (`lifted`). Every instance of a component has the same types, so
-        // one probe instance checks them for all: this check is what makes
-        // `Guest::handle_head`'s unchecked call sound.
-        let probe = runtime
+        // The functions are called with the host's own types (`handle-head`
+        // with its `lifted` result). Every instance of a component has the
+        // same types, so one probe instance checks them for all: this check
+        // is what makes `Guest`'s unchecked calls sound.
+        let mut probe = runtime
             .fresh(SocketAddr::from(([0, 0, 0, 0], 0)))
             .map_err(|e| anyhow!("instantiating the component: {e}"))?;
-        probe
-            .handle_head_func()
-            .typed::<HandleHeadParams<'_>, (HeadResult,)>(&probe.store)
-            .map_err(|e| anyhow!("handle-head has an unexpected type: {e}"))?;
+        probe.check_exports()?;
         Ok(runtime)
     }
 
@@ -542,28 +534,18 @@ impl Runtime {
                 added: 0,
             },
             label,
-            session: self.base.broker.session(self.delivery.is_some()),
+            session: self.base.broker.session(self.located.has_delivery()),
             _alive: Alive::new(&self.base.alive),
         };
         let mut store = Store::new(&self.base.engine, data);
         store.limiter(|data| &mut data.limits);
         store.set_epoch_deadline(self.base.deadline_ticks);
-        let (request, delivery) = guarded(&mut store, |store| {
-            let instance = self.pre.instantiate(&mut *store)?;
-            let request = self.request.load(&mut *store, &instance)?;
-            let delivery = match &self.delivery {
-                Some(indices) => Some(indices.load(&mut *store, &instance)?),
-                None => None,
-            };
-            Ok((request, delivery))
-        })
-        .map_err(|e| GuestError::new(FailureKind::Instantiation, e.detail))?;
-        let handle_head = *request.func_handle_head().func();
+        let instance = guarded(&mut store, |store| self.pre.instantiate(&mut *store))
+            .map_err(|e| GuestError::new(FailureKind::Instantiation, e.detail))?;
         Ok(Guest::new(
             store,
-            request,
-            delivery,
-            handle_head,
+            Exports::new(instance),
+            self.located.clone(),
             self.base.deadline_ticks,
             self.base.metrics.clone(),
         ))
