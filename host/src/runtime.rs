@@ -23,8 +23,8 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
 use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
-    Store, StoreLimits, StoreLimitsBuilder,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    StoreLimits, StoreLimitsBuilder,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -43,11 +43,35 @@ use crate::stdio::{GuestLog, PeerLabel, Which};
 /// are rounded up to a multiple of this.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Dirty linear-memory bytes a freed pool slot may keep resident (restored in
-/// place rather than decommitted). Large enough for what a handshake and
-/// small messages dirty (stack top, data, heap); connections
-/// that buffered large messages give the rest back with madvise.
-const KEEP_RESIDENT: usize = 128 * 1024;
+/// The largest linear memory a freed pool slot keeps resident, restored in
+/// place (memset, and memcpy of the data segments), instead of giving its
+/// pages back with madvise.
+pub const KEEP_RESIDENT_MAX: u64 = 128 * 1024;
+
+/// How many bytes of each freed slot's linear memory stay resident: all of
+/// them when every memory of the components served starts at most
+/// [`KEEP_RESIDENT_MAX`] large, else none.
+///
+/// wasmtime restores the *lowest* `keep` bytes in place and madvises the
+/// rest. That only pays when the pages instances touch are among them: a
+/// reset then makes no system call and the next instance in the slot takes
+/// no page faults (the echo component with a 64 KiB stack: instantiation,
+/// first `handle-head` and teardown 13 µs instead of 45 µs; docs/bench.md,
+/// "Instance lifetime"). A Rust component with the default 1 MiB stack has
+/// the untouched bottom of its stack there, and its hot pages above 1 MiB:
+/// keeping 128 KiB cost 5 µs more per connection than keeping nothing.
+/// wasmtime's PAGEMAP_SCAN mode, which would find the touched pages, reports
+/// untouched ones too with wasmtime 50 on Linux 6.18, and is left off.
+/// The price is residency: a slot that has served keeps its memory (at most
+/// 128 KiB) while free, and a connection on it has all of it resident.
+fn keep_resident(shape: &InstanceShape) -> usize {
+    if shape.memory_initial <= KEEP_RESIDENT_MAX {
+        // Whole host pages (a memory with custom page sizes may end mid-page).
+        usize::try_from(shape.memory_initial.next_multiple_of(4096)).unwrap_or(0)
+    } else {
+        0
+    }
+}
 
 /// With instance reuse, an instance whose linear memories grew by more than
 /// this beyond their initial sizes is not kept: memory never shrinks, and an
@@ -337,13 +361,7 @@ impl Base {
             .max_tables_per_component(shape.tables)
             .table_elements(table_elements)
             .max_memory_size(limits.memory_per_connection)
-            // Resetting a freed slot: PAGEMAP_SCAN (Linux 6.7+) finds the pages
-            // the instance dirtied, anywhere in its memory, and up to
-            // KEEP_RESIDENT bytes of them are restored in place (memset/memcpy)
-            // instead of being given back with madvise. The next connection in
-            // that slot then takes no page faults and the reset no syscall.
-            .pagemap_scan(Enabled::Auto)
-            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .linear_memory_keep_resident(keep_resident(&shape))
             .table_keep_resident(4096);
 
         let mut config = Config::new();
@@ -637,6 +655,28 @@ mod tests {
     fn compile(wat: &str, limits: &Limits) -> anyhow::Result<Runtime> {
         let wasm = wat::parse_str(wat).expect("valid wat");
         Runtime::new(&wasm, limits, Vec::new(), Broker::standalone())
+    }
+
+    #[test]
+    fn small_memories_stay_resident_and_large_ones_do_not() {
+        let with = |memory_initial| InstanceShape {
+            memory_initial,
+            ..InstanceShape::FLOOR
+        };
+        assert_eq!(keep_resident(&with(2 << 16)), 128 * 1024);
+        assert_eq!(keep_resident(&with(1 << 16)), 64 * 1024);
+        // Custom page sizes: whole host pages.
+        assert_eq!(keep_resident(&with(100)), 4096);
+        // Rust's default 1 MiB stack: 17 pages, nothing kept.
+        assert_eq!(keep_resident(&with(17 << 16)), 0);
+        assert_eq!(keep_resident(&with(u64::MAX)), 0);
+        // The bundled echo is built small enough.
+        let echo = InstanceShape::of(crate::ECHO_COMPONENT).expect("echo parses");
+        assert_eq!(
+            keep_resident(&echo),
+            usize::try_from(echo.memory_initial).unwrap()
+        );
+        assert!(keep_resident(&echo) > 0);
     }
 
     #[test]

@@ -35,6 +35,11 @@ pub struct InstanceShape {
     pub tables: u32,
     /// The largest initial size of a defined table, in elements.
     pub table_elements: u64,
+    /// The largest initial size of a linear memory, in bytes (`u64::MAX`
+    /// when a core module the component does not define itself holds one).
+    /// Not a limit: the pool keeps memories this small resident between
+    /// instances.
+    pub memory_initial: u64,
 }
 
 impl InstanceShape {
@@ -47,6 +52,7 @@ impl InstanceShape {
         memories: 1,
         tables: 8,
         table_elements: 20_000,
+        memory_initial: 0,
     };
 
     /// Counts what an instance of the component `wasm` holds. Fails if the
@@ -62,6 +68,7 @@ impl InstanceShape {
             memories: 0,
             tables: 0,
             table_elements: 0,
+            memory_initial: 0,
         };
         // The module being read, and for each enclosing component the core
         // modules of its index space, in order (`None`: not defined here).
@@ -86,8 +93,14 @@ impl InstanceShape {
                     }
                 },
                 Payload::MemorySection(reader) => {
-                    if let Some(defined) = &mut module {
-                        defined.memories = defined.memories.saturating_add(reader.count());
+                    for memory in reader {
+                        let memory = memory.map_err(read)?;
+                        if let Some(defined) = &mut module {
+                            defined.memories = defined.memories.saturating_add(1);
+                            let page_log2 = memory.page_size_log2.unwrap_or(16);
+                            let bytes = memory.initial.checked_shl(page_log2).unwrap_or(u64::MAX);
+                            defined.memory_initial = defined.memory_initial.max(bytes);
+                        }
                     }
                 }
                 Payload::TableSection(reader) => {
@@ -141,6 +154,7 @@ impl InstanceShape {
                         shape.memories = shape.memories.saturating_add(defined.memories);
                         shape.tables = shape.tables.saturating_add(defined.tables);
                         shape.table_elements = shape.table_elements.max(defined.table_elements);
+                        shape.memory_initial = shape.memory_initial.max(defined.memory_initial);
                     }
                 }
                 Payload::ComponentInstanceSection(reader) => {
@@ -164,6 +178,7 @@ impl InstanceShape {
             memories: self.memories.max(other.memories),
             tables: self.tables.max(other.tables),
             table_elements: self.table_elements.max(other.table_elements),
+            memory_initial: self.memory_initial.max(other.memory_initial),
         }
     }
 
@@ -197,6 +212,8 @@ struct Defined {
     memories: u32,
     tables: u32,
     table_elements: u64,
+    /// The largest initial size of its memories, in bytes.
+    memory_initial: u64,
 }
 
 impl Defined {
@@ -205,6 +222,7 @@ impl Defined {
         memories: 1,
         tables: 1,
         table_elements: 0,
+        memory_initial: u64::MAX,
     };
 }
 
@@ -266,6 +284,20 @@ mod tests {
         assert_eq!(shape.memories, 2 + 1);
         assert_eq!(shape.tables, 2 * 2 + 1);
         assert_eq!(shape.table_elements, 30_000);
+        // $b's own memory (2 pages) is the largest; the imported one is $a's.
+        assert_eq!(shape.memory_initial, 2 << 16);
+    }
+
+    #[test]
+    fn a_memory_of_a_module_not_defined_here_counts_as_unbounded() {
+        let wasm = component(
+            r#"(component
+                (import "m" (core module $m))
+                (core instance (instantiate $m)))"#,
+        );
+        let shape = InstanceShape::of(&wasm).expect("parses");
+        assert_eq!(shape.memories, 1);
+        assert_eq!(shape.memory_initial, u64::MAX);
     }
 
     #[test]

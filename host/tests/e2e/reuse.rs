@@ -46,6 +46,44 @@ async fn every_connection_gets_a_fresh_instance_by_default() {
     server.shutdown().await;
 }
 
+/// Sends `text` and returns the text answer.
+async fn ask(ws: &mut Client, text: &str) -> String {
+    ws.send(Message::text(text)).await.expect("send");
+    match next_message(ws).await {
+        Message::Text(got) => got.as_str().to_owned(),
+        other => panic!("expected a text answer to {text:?}, got {other:?}"),
+    }
+}
+
+/// The pool keeps a small memory resident between connections and restores
+/// it in place (docs/bench.md, "Instance lifetime"): the next connection in
+/// the slot must still see none of the previous one's data, one after
+/// another and with several slots in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_instance_sees_nothing_of_the_previous_connection() {
+    let server = TestServer::start(programs::GUEST_HOG, test_limits()).await;
+    for i in 0..6 {
+        let mut ws = connect(&server.url("/")).await;
+        assert_eq!(ask(&mut ws, "recall").await, "nothing", "connection {i}");
+        assert_eq!(ask(&mut ws, &format!("remember:secret {i}")).await, "kept");
+        assert_eq!(ask(&mut ws, "recall").await, format!("secret {i}"));
+        close_and_wait(ws).await;
+    }
+    // Two open at once take two slots; then both slots are reused.
+    for round in 0..2 {
+        let mut a = connect(&server.url("/")).await;
+        let mut b = connect(&server.url("/")).await;
+        for ws in [&mut a, &mut b] {
+            assert_eq!(ask(ws, "recall").await, "nothing", "round {round}");
+            assert_eq!(ask(ws, "remember:x").await, "kept");
+        }
+        close_and_wait(a).await;
+        close_and_wait(b).await;
+    }
+    assert_eq!(server.monitor.instances_created(), 10);
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_serves_at_most_instance_reuse_connections() {
     let server = TestServer::start(programs::ECHO, reuse(3)).await;

@@ -1,9 +1,16 @@
 //! Test component: an echo server that grows its memory until the host's
 //! cap stops it. The text message `hog` allocates (and touches) 1 MiB blocks
 //! without end; a request for `/hog` does the same in the handshake.
+//! `remember:TEXT` keeps TEXT in the instance's memory (a static and the
+//! heap) and `recall` answers what was kept (`nothing` in a fresh
+//! instance), so tests can see whether memory outlives a connection.
 //! Everything else is echoed.
 
 use std::hint::black_box;
+use std::sync::Mutex;
+
+/// What `remember:` kept, for the instance's lifetime.
+static KEPT: Mutex<Option<String>> = Mutex::new(None);
 
 use ws_edge_guest::{Decision, Handler, Message, Outbox, Request};
 
@@ -30,6 +37,15 @@ impl Handler for Hog {
     fn on_message(&mut self, message: Message<'_>, out: &mut Outbox<'_>) {
         let _ = match message {
             Message::Text("hog") => grow(&mut self.blocks),
+            Message::Text("recall") => {
+                let kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+                out.send_text(kept.as_deref().unwrap_or("nothing"))
+            }
+            Message::Text(text) if text.starts_with("remember:") => {
+                *KEPT.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(text["remember:".len()..].to_owned());
+                out.send_text("kept")
+            }
             Message::Text(text) => out.send_text(text),
             Message::Binary(data) => out.send_binary(data),
         };
