@@ -35,6 +35,12 @@ cd "$work"
 echo "== ws-edge new hello" >&2
 ws-edge new hello
 cd hello
+# What the project's README asks for once: the target, on the toolchain
+# cargo picks here (the machine's default, not this repository's pin).
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    echo "== rustup target add wasm32-wasip2" >&2
+    rustup target add wasm32-wasip2
+fi
 echo "== cargo build --release" >&2
 cargo build --release
 wasm=target/wasm32-wasip2/release/hello.wasm
