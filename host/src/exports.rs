@@ -17,41 +17,25 @@ use crate::bindings::{
     DELIVERY_INTERFACE, DeliveryIndices, HandleHeadParams, HeadResult, INTERFACE, Message,
     RequestIndices, Transmit,
 };
+use crate::metrics::Export;
 use crate::runtime::ConnData;
 
-/// The functions the host calls, by position in [`Located::index`] and in
-/// each instance's cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Callee {
-    /// `handle-head`.
-    HandleHead,
-    /// `[method]connection.receive`.
-    Receive,
-    /// `[method]connection.tick`.
-    Tick,
-    /// `[method]connection.close`.
-    Close,
-    /// `[method]connection.disconnected`.
-    Disconnected,
-    /// `delivery.deliver` (only when the component exports `delivery`).
-    Deliver,
-}
+/// Slots for every [`Export`], indexed by `export as usize` (`drop` is
+/// never looked up: it is a resource destructor, not an export).
+const SLOTS: usize = Export::ALL.len();
 
-/// How many [`Callee`]s there are.
-const CALLEES: usize = 6;
-
-impl Callee {
-    /// The export's name inside its interface.
-    fn name(self) -> &'static str {
-        match self {
-            Callee::HandleHead => "handle-head",
-            Callee::Receive => "[method]connection.receive",
-            Callee::Tick => "[method]connection.tick",
-            Callee::Close => "[method]connection.close",
-            Callee::Disconnected => "[method]connection.disconnected",
-            Callee::Deliver => "deliver",
-        }
-    }
+/// The export's name inside its interface, for the exports the host looks
+/// up (all but `drop`).
+fn export_name(export: Export) -> Option<&'static str> {
+    Some(match export {
+        Export::HandleHead => "handle-head",
+        Export::Receive => "[method]connection.receive",
+        Export::Tick => "[method]connection.tick",
+        Export::Close => "[method]connection.close",
+        Export::Disconnected => "[method]connection.disconnected",
+        Export::Deliver => "deliver",
+        Export::Drop => return None,
+    })
 }
 
 /// Parameters of `connection.receive`.
@@ -63,9 +47,9 @@ pub(crate) type CloseParams<'a> = (ResourceAny, u16, &'a str, u64);
 /// Parameters of `delivery.deliver`.
 pub(crate) type DeliverParams<'a> = (ResourceAny, &'a str, &'a Message, u64);
 
-/// Where each [`Callee`] is in one component, found when it is compiled.
+/// Where each looked-up [`Export`] is in one component, found when it is compiled.
 pub(crate) struct Located {
-    index: [Option<ComponentExportIndex>; CALLEES],
+    index: [Option<ComponentExportIndex>; SLOTS],
 }
 
 impl Located {
@@ -81,17 +65,20 @@ impl Located {
         let component = pre.component();
         let request = component.get_export_index(None, INTERFACE);
         let delivery_iface = component.get_export_index(None, DELIVERY_INTERFACE);
-        let mut index = [None; CALLEES];
-        for callee in ALL {
-            let iface = match callee {
-                Callee::Deliver if delivery => delivery_iface.as_ref(),
-                Callee::Deliver => continue,
+        let mut index = [None; SLOTS];
+        for export in Export::ALL {
+            let Some(name) = export_name(export) else {
+                continue;
+            };
+            let iface = match export {
+                Export::Deliver if delivery => delivery_iface.as_ref(),
+                Export::Deliver => continue,
                 _ => request.as_ref(),
             };
-            index[callee as usize] = Some(
+            index[export as usize] = Some(
                 component
-                    .get_export_index(iface, callee.name())
-                    .ok_or_else(|| wasmtime::format_err!("missing export {}", callee.name()))?,
+                    .get_export_index(iface, name)
+                    .ok_or_else(|| wasmtime::format_err!("missing export {name}"))?,
             );
         }
         Ok(Self { index })
@@ -107,56 +94,47 @@ impl Located {
         instance: &Instance,
     ) -> anyhow::Result<()> {
         let mut exports = Exports::new(*instance);
-        for callee in ALL {
-            if self.index[callee as usize].is_none() {
+        for export in Export::ALL {
+            let Some(name) = export_name(export).filter(|_| self.index[export as usize].is_some())
+            else {
                 continue;
-            }
+            };
             let func = exports
-                .func(self, store, callee)
-                .ok_or_else(|| anyhow::anyhow!("{} is not a function", callee.name()))?;
-            let checked = match callee {
-                Callee::HandleHead => func
+                .func(self, store, export)
+                .ok_or_else(|| anyhow::anyhow!("{name} is not a function"))?;
+            let checked = match export {
+                Export::Drop => continue,
+                Export::HandleHead => func
                     .typed::<HandleHeadParams<'_>, (HeadResult,)>(&*store)
                     .map(drop),
-                Callee::Receive => func
+                Export::Receive => func
                     .typed::<ReceiveParams<'_>, (Transmit,)>(&*store)
                     .map(drop),
-                Callee::Tick | Callee::Disconnected => {
+                Export::Tick | Export::Disconnected => {
                     func.typed::<NowParams, (Transmit,)>(&*store).map(drop)
                 }
-                Callee::Close => func
+                Export::Close => func
                     .typed::<CloseParams<'_>, (Transmit,)>(&*store)
                     .map(drop),
-                Callee::Deliver => func
+                Export::Deliver => func
                     .typed::<DeliverParams<'_>, (Transmit,)>(&*store)
                     .map(drop),
             };
-            checked
-                .map_err(|e| anyhow::anyhow!("{} has an unexpected type: {e}", callee.name()))?;
+            checked.map_err(|e| anyhow::anyhow!("{name} has an unexpected type: {e}"))?;
         }
         Ok(())
     }
 
     /// Whether the component exports `delivery`.
     pub(crate) fn has_delivery(&self) -> bool {
-        self.index[Callee::Deliver as usize].is_some()
+        self.index[Export::Deliver as usize].is_some()
     }
 }
-
-/// Every [`Callee`], in order.
-const ALL: [Callee; CALLEES] = [
-    Callee::HandleHead,
-    Callee::Receive,
-    Callee::Tick,
-    Callee::Close,
-    Callee::Disconnected,
-    Callee::Deliver,
-];
 
 /// One instance's functions, each looked up when first called.
 pub(crate) struct Exports {
     instance: Instance,
-    found: [Option<Func>; CALLEES],
+    found: [Option<Func>; SLOTS],
 }
 
 impl Exports {
@@ -164,7 +142,7 @@ impl Exports {
     pub(crate) fn new(instance: Instance) -> Self {
         Self {
             instance,
-            found: [None; CALLEES],
+            found: [None; SLOTS],
         }
     }
 
@@ -173,25 +151,26 @@ impl Exports {
         self.instance
     }
 
-    /// The functions looked up so far, in [`Callee`] order.
+    /// The functions looked up so far, in [`Export`] order.
     #[cfg(test)]
-    pub(crate) fn looked_up(&self) -> Vec<Callee> {
-        ALL.into_iter()
+    pub(crate) fn looked_up(&self) -> Vec<Export> {
+        Export::ALL
+            .into_iter()
             .filter(|c| self.found[*c as usize].is_some())
             .collect()
     }
 
-    /// `callee` in this instance; `None` when the component does not export
+    /// `export` in this instance; `None` when the component does not export
     /// it (only `deliver` can be missing).
     pub(crate) fn func(
         &mut self,
         located: &Located,
         store: &mut Store<ConnData>,
-        callee: Callee,
+        export: Export,
     ) -> Option<Func> {
-        let slot = &mut self.found[callee as usize];
+        let slot = &mut self.found[export as usize];
         if slot.is_none() {
-            let index = located.index[callee as usize].as_ref()?;
+            let index = located.index[export as usize].as_ref()?;
             *slot = self.instance.get_func(&mut *store, index);
         }
         *slot

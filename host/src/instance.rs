@@ -10,9 +10,7 @@ use wasmtime::component::{ComponentNamedList, Lift, Lower, ResourceAny, TypedFun
 
 use crate::bindings::{HandleHeadParams, HeadResult, Message, Transmit, Transport};
 use crate::error::{FailureKind, GuestError};
-use crate::exports::{
-    Callee, CloseParams, DeliverParams, Exports, Located, NowParams, ReceiveParams,
-};
+use crate::exports::{CloseParams, DeliverParams, Exports, Located, NowParams, ReceiveParams};
 use crate::metrics::{Export, Metrics};
 use crate::runtime::ConnData;
 
@@ -99,21 +97,21 @@ impl Guest {
         result
     }
 
-    /// Calls `callee` with `params`, which must be the parameter and result
+    /// Calls `export` with `params`, which must be the parameter and result
     /// types [`Located::check`] checked it against.
-    fn invoke<P, R>(&mut self, export: Export, callee: Callee, params: P) -> Result<R, GuestError>
+    fn invoke<P, R>(&mut self, export: Export, params: P) -> Result<R, GuestError>
     where
         P: ComponentNamedList + Lower,
         R: ComponentNamedList + Lift,
     {
-        let Some(func) = self.exports.func(&self.located, &mut self.store, callee) else {
+        let Some(func) = self.exports.func(&self.located, &mut self.store, export) else {
             return Err(GuestError::new(
                 FailureKind::Host,
-                format!("a call of {callee:?}, which the component does not export"),
+                format!("a call of {export:?}, which the component does not export"),
             ));
         };
         // SAFETY: `Runtime::compile` checked on an instance of the same
-        // component that `callee` has exactly these parameter and result
+        // component that `export` has exactly these parameter and result
         // types (`Located::check`); every instance of a component has the
         // same types, and the check does not depend on lifetimes.
         let func = unsafe { TypedFunc::<P, R>::new_unchecked(func) };
@@ -128,8 +126,7 @@ impl Guest {
         now: u64,
     ) -> Result<HeadResult, GuestError> {
         let params: HandleHeadParams<'_> = (head, transport, now);
-        self.invoke(Export::HandleHead, Callee::HandleHead, params)
-            .map(|(r,)| r)
+        self.invoke(Export::HandleHead, params).map(|(r,)| r)
     }
 
     /// Calls `connection.receive`.
@@ -140,15 +137,13 @@ impl Guest {
         now: u64,
     ) -> Result<Transmit, GuestError> {
         let params: ReceiveParams<'_> = (conn, data, now);
-        self.invoke(Export::Receive, Callee::Receive, params)
-            .map(|(t,)| t)
+        self.invoke(Export::Receive, params).map(|(t,)| t)
     }
 
     /// Calls `connection.tick`.
     pub(crate) fn tick(&mut self, conn: ResourceAny, now: u64) -> Result<Transmit, GuestError> {
         let params: NowParams = (conn, now);
-        self.invoke(Export::Tick, Callee::Tick, params)
-            .map(|(t,)| t)
+        self.invoke(Export::Tick, params).map(|(t,)| t)
     }
 
     /// Calls `connection.close`.
@@ -160,8 +155,7 @@ impl Guest {
         now: u64,
     ) -> Result<Transmit, GuestError> {
         let params: CloseParams<'_> = (conn, code, reason, now);
-        self.invoke(Export::Close, Callee::Close, params)
-            .map(|(t,)| t)
+        self.invoke(Export::Close, params).map(|(t,)| t)
     }
 
     /// Calls `connection.disconnected`.
@@ -171,8 +165,7 @@ impl Guest {
         now: u64,
     ) -> Result<Transmit, GuestError> {
         let params: NowParams = (conn, now);
-        self.invoke(Export::Disconnected, Callee::Disconnected, params)
-            .map(|(t,)| t)
+        self.invoke(Export::Disconnected, params).map(|(t,)| t)
     }
 
     /// Calls `delivery.deliver`, for a publication to a `handler`
@@ -191,8 +184,7 @@ impl Guest {
             ));
         }
         let params: DeliverParams<'_> = (conn, topic, message, now);
-        self.invoke(Export::Deliver, Callee::Deliver, params)
-            .map(|(t,)| t)
+        self.invoke(Export::Deliver, params).map(|(t,)| t)
     }
 
     /// Drops a resource the guest handed out (runs its destructor in the
@@ -205,7 +197,7 @@ impl Guest {
 
     /// The functions this instance has looked up so far.
     #[cfg(test)]
-    pub(crate) fn looked_up(&self) -> Vec<Callee> {
+    pub(crate) fn looked_up(&self) -> Vec<Export> {
         self.exports.looked_up()
     }
 
@@ -292,19 +284,19 @@ mod tests {
 
     #[test]
     fn an_instance_looks_up_only_the_functions_it_calls() {
-        use crate::exports::Callee;
+        use crate::metrics::Export;
         let rt = runtime();
         let mut g = rt.instantiate(PEER.into()).expect("instance");
         assert_eq!(g.looked_up(), []);
         let conn = accept(&mut g, 0);
-        assert_eq!(g.looked_up(), [Callee::HandleHead]);
+        assert_eq!(g.looked_up(), [Export::HandleHead]);
         let t = g.receive(conn, &masked(0x1, b"hi"), 1).expect("receive");
         assert_eq!(t.bytes, [0x81, 2, b'h', b'i'], "the echo");
         let t = g.close(conn, 1000, "bye", 2).expect("close");
         assert_eq!(&t.bytes[..4], [0x88, 5, 0x03, 0xe8], "a close frame");
         assert_eq!(
             g.looked_up(),
-            [Callee::HandleHead, Callee::Receive, Callee::Close]
+            [Export::HandleHead, Export::Receive, Export::Close]
         );
         g.drop_resource(conn);
         assert!(!g.failed);

@@ -23,7 +23,7 @@ pub(crate) enum Export {
 }
 
 impl Export {
-    const ALL: [Export; 7] = [
+    pub(crate) const ALL: [Export; 7] = [
         Export::HandleHead,
         Export::Receive,
         Export::Tick,
