@@ -389,6 +389,167 @@ fn receive_mut_unmasks_in_place_with_the_same_events() {
     );
 }
 
+/// Feeds `wire` to `receive_owned` with an echo handler that also runs
+/// `after` once per message; returns the output and whether it is the input
+/// buffer itself (nothing was copied).
+fn echo_owned(
+    c: &mut Connection,
+    mut wire: Vec<u8>,
+    mut after: impl FnMut(&mut ws_edge::protocol::Outbox<'_>),
+) -> (Vec<u8>, bool) {
+    let input = wire.as_ptr();
+    c.receive_owned(&mut wire, 0, |e, out| {
+        match e {
+            Event::Text(t) => out.send_text(t).unwrap(),
+            Event::Binary(b) => out.send_binary(b).unwrap(),
+            _ => {}
+        }
+        after(out);
+    });
+    let output = c.take_output();
+    let same = output.as_ptr() == input;
+    (output, same)
+}
+
+#[test]
+fn receive_owned_sends_an_echo_from_the_input_buffer() {
+    // Every header size: 7-bit, 16-bit and 64-bit lengths, at their edges.
+    for len in [0, 1, 125, 126, 1000, 65_535, 65_536, 70_000] {
+        let payload: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+        let mut c = Connection::new(
+            Config {
+                max_frame_payload: 1 << 20,
+                max_message: 1 << 20,
+                fragment_threshold: None,
+                ..Config::default()
+            },
+            0,
+        );
+        let (output, same) = echo_owned(&mut c, client(true, OpCode::Binary, &payload), |_| {});
+        let mut expected = Vec::new();
+        write_frame(&mut expected, true, OpCode::Binary, None, &payload);
+        assert_eq!(output, expected, "len {len}");
+        assert!(same, "len {len}: the echo was copied");
+    }
+    let mut c = conn();
+    let (output, same) = echo_owned(
+        &mut c,
+        client(true, OpCode::Text, "héllo".as_bytes()),
+        |_| {},
+    );
+    assert_eq!(
+        server_frames(&output),
+        [(true, 0, OpCode::Text, "héllo".into())]
+    );
+    assert!(same);
+}
+
+#[test]
+fn receive_owned_copies_an_echo_whose_length_was_encoded_longer_than_needed() {
+    // 5 bytes announced with the 16-bit length: 4 bytes more room in front
+    // of the payload than a 2-byte reply header needs.
+    let mut wire = vec![0x82, 0x80 | 126, 0, 5];
+    wire.extend_from_slice(&KEY);
+    wire.extend(b"hello".iter().zip(KEY.iter().cycle()).map(|(b, k)| b ^ k));
+    let mut c = conn();
+    let (output, same) = echo_owned(&mut c, wire, |_| {});
+    assert!(!same);
+    assert_eq!(
+        server_frames(&output),
+        [(true, 0, OpCode::Binary, b"hello".to_vec())]
+    );
+    assert_eq!(output.len(), 7);
+}
+
+#[test]
+fn receive_owned_keeps_the_order_of_what_is_sent_around_an_echo() {
+    // Sent after the echo: follows it (appended to the input buffer, which
+    // may move when it grows).
+    let mut c = conn();
+    let (output, _) = echo_owned(&mut c, client(true, OpCode::Binary, &[5; 300]), |out| {
+        out.send_text("after").unwrap();
+        out.close(4000, "bye").unwrap();
+    });
+    assert_eq!(
+        server_frames(&output),
+        [
+            (true, 0, OpCode::Binary, vec![5; 300]),
+            (true, 0, OpCode::Text, b"after".to_vec()),
+            (true, 0, OpCode::Close, close_payload(4000, "bye")),
+        ]
+    );
+    // Queued before the echo: the echo is copied behind it.
+    let mut c = conn();
+    c.send_text("before").unwrap();
+    let (output, same) = echo_owned(&mut c, client(true, OpCode::Binary, &[6; 300]), |_| {});
+    assert!(!same);
+    assert_eq!(
+        server_frames(&output),
+        [
+            (true, 0, OpCode::Text, b"before".to_vec()),
+            (true, 0, OpCode::Binary, vec![6; 300]),
+        ]
+    );
+    // Two frames in one input: both echoed, in order, by copying.
+    let mut c = conn();
+    let mut wire = client(true, OpCode::Binary, &[1; 200]);
+    wire.extend(client(true, OpCode::Text, b"two"));
+    let (output, _) = echo_owned(&mut c, wire, |_| {});
+    assert_eq!(
+        server_frames(&output),
+        [
+            (true, 0, OpCode::Binary, vec![1; 200]),
+            (true, 0, OpCode::Text, b"two".to_vec()),
+        ]
+    );
+}
+
+#[test]
+fn receive_owned_echo_counts_against_the_high_water_mark_and_fragments_as_configured() {
+    // The echo in place counts as queued: a second copy over the mark is refused.
+    let mut c = Connection::new(
+        Config {
+            high_water_mark: 1000,
+            ..Config::default()
+        },
+        0,
+    );
+    let mut queued = 0;
+    let mut second = Ok(());
+    let (output, same) = echo_owned(&mut c, client(true, OpCode::Binary, &[7; 800]), |out| {
+        queued = out.queued_bytes();
+        second = out.send_binary(&[8; 800]);
+    });
+    assert!(same);
+    assert_eq!(queued, 804);
+    assert!(matches!(
+        second,
+        Err(SendError::Backpressure { queued: 804 })
+    ));
+    assert_eq!(
+        server_frames(&output),
+        [(true, 0, OpCode::Binary, vec![7; 800])]
+    );
+    // With a fragment threshold the echo is fragmented, so it is copied.
+    let mut c = Connection::new(
+        Config {
+            fragment_threshold: Some(100),
+            ..Config::default()
+        },
+        0,
+    );
+    let (output, same) = echo_owned(&mut c, client(true, OpCode::Binary, &[9; 250]), |_| {});
+    assert!(!same);
+    assert_eq!(
+        server_frames(&output),
+        [
+            (false, 0, OpCode::Binary, vec![9; 100]),
+            (false, 0, OpCode::Continuation, vec![9; 100]),
+            (true, 0, OpCode::Continuation, vec![9; 50]),
+        ]
+    );
+}
+
 // ---- close handshake (issue §4): one test per rule ----
 
 #[test]

@@ -6,7 +6,7 @@ use super::close::{CloseCode, CloseFrame, Ending, Timer, close_payload};
 use super::config::{Config, Extension};
 use super::error::{ProtocolError, SendError};
 use super::frame::{FrameHeader, MAX_HEADER_LEN, OpCode, write_frame_rsv};
-use super::mask::{apply_mask, mask_extend};
+use super::mask::{apply_mask, mask_extend, unmask_shift_left};
 use super::utf8::Utf8Validator;
 use crate::Parsed;
 
@@ -134,11 +134,27 @@ struct Outgoing {
     close_sent_at: u64,
     keepalive_anchor: u64,
     ping_outstanding: Option<u64>,
+    /// The payload being delivered, while the callback runs, when it may go
+    /// back out in place (see [`Connection::receive_owned`]): its address
+    /// and length, to recognise it when it is sent.
+    lent: Option<(usize, usize)>,
+    /// The lent payload was sent back as one frame of this opcode with
+    /// nothing queued before it: it is queued where it lies, in front of
+    /// `buf`, and counts in [`Outgoing::queued`]. With the payload's length.
+    echoed: Option<(OpCode, usize)>,
 }
 
-/// Input bytes: borrowed immutably (unmask into a buffer) or mutably (unmask
-/// in place).
+/// The length of a client frame's masking key: what a client header has
+/// beyond the server header for the same payload length.
+const MASK_LEN: usize = 4;
+
+/// Input bytes: borrowed immutably (unmask into a buffer), mutably (unmask
+/// in place) or owned (unmask in place, and the buffer may become the
+/// output).
 trait Input {
+    /// Whether the input buffer may become the output: a payload sent back
+    /// unchanged then is not copied ([`Connection::receive_owned`]).
+    const OWNED: bool = false;
     fn bytes(&self) -> &[u8];
     fn unmask<'s>(
         &'s mut self,
@@ -146,6 +162,34 @@ trait Input {
         key: [u8; 4],
         scratch: &'s mut Vec<u8>,
     ) -> &'s [u8];
+    /// Unmasks `range` into the 4 bytes before it (only when `OWNED`).
+    fn unmask_left(&mut self, _range: Range<usize>, _key: [u8; 4]) -> &[u8] {
+        unreachable!("only an owned input lends its buffer")
+    }
+    /// The buffer, leaving an empty one (only when `OWNED`).
+    fn take(&mut self) -> Vec<u8> {
+        unreachable!("only an owned input lends its buffer")
+    }
+}
+
+impl Input for &mut Vec<u8> {
+    const OWNED: bool = true;
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+    fn unmask<'s>(&'s mut self, range: Range<usize>, key: [u8; 4], _: &'s mut Vec<u8>) -> &'s [u8] {
+        let p = &mut self[range];
+        apply_mask(p, key, 0);
+        p
+    }
+    fn unmask_left(&mut self, range: Range<usize>, key: [u8; 4]) -> &[u8] {
+        let to = range.start - MASK_LEN;
+        unmask_shift_left(self, range.start, range.len(), MASK_LEN, key);
+        &self[to..to + range.len()]
+    }
+    fn take(&mut self) -> Vec<u8> {
+        core::mem::take(&mut **self)
+    }
 }
 
 impl Input for &[u8] {
@@ -199,6 +243,8 @@ impl Connection {
                 buf: Vec::new(),
                 start: 0,
                 state: State::Open,
+                lent: None,
+                echoed: None,
                 now: now_ms,
                 close_sent_at: 0,
                 keepalive_anchor: now_ms,
@@ -255,6 +301,28 @@ impl Connection {
     pub fn receive_mut(
         &mut self,
         data: &mut [u8],
+        now_ms: u64,
+        mut on_event: impl FnMut(Event<'_>, &mut Outbox<'_>),
+    ) {
+        self.receive_impl(data, now_ms, &mut on_event);
+    }
+
+    /// [`Connection::receive_mut`] that may also keep `data`'s buffer as the
+    /// output, so that a message sent back unchanged is not copied (an echo).
+    ///
+    /// When `data` holds exactly one whole, unfragmented, uncompressed data
+    /// frame, its payload is unmasked 4 bytes to the left, which leaves in
+    /// front of it the room of the server's header for the same length. If
+    /// `on_event` then sends that very payload (the slice it was given, as
+    /// [`Message`](crate::Message) or bytes) as one frame, with nothing
+    /// queued before it, the header is written into that room and the
+    /// buffer becomes the output: [`Connection::take_output`] returns it,
+    /// followed by whatever was queued after the echo. Otherwise this is
+    /// [`Connection::receive_mut`]. `data` is left with unspecified
+    /// contents, possibly another (empty) buffer.
+    pub fn receive_owned(
+        &mut self,
+        data: &mut Vec<u8>,
         now_ms: u64,
         mut on_event: impl FnMut(Event<'_>, &mut Outbox<'_>),
     ) {
@@ -438,6 +506,8 @@ impl Connection {
                 if pos == len {
                     return;
                 }
+                // Whether this frame's header starts the input.
+                let at_start = pos == 0 && dec.hdr_len == 0;
                 // Frame header, possibly continuing one split across calls.
                 let parsed = if dec.hdr_len == 0 {
                     let rest = &data.bytes()[pos..];
@@ -480,7 +550,22 @@ impl Connection {
                     && len - pos >= plen
                 {
                     // Fast path: a whole unfragmented message in this input.
-                    let payload = data.unmask(pos..pos + plen, key, &mut dec.buf);
+                    // When it is the whole input and the buffer may be
+                    // kept, unmask it in front of the room for a reply's
+                    // header (see `receive_owned`).
+                    // (A header with a longer length encoding than needed
+                    // would leave more room than the reply's header.)
+                    let lend = I::OWNED
+                        && at_start
+                        && pos + plen == len
+                        && pos == header_len(plen) + MASK_LEN;
+                    let payload = if lend {
+                        let p = data.unmask_left(pos..pos + plen, key);
+                        self.out.lent = Some((p.as_ptr() as usize, plen));
+                        p
+                    } else {
+                        data.unmask(pos..pos + plen, key, &mut dec.buf)
+                    };
                     pos += plen;
                     let event = if h.opcode == OpCode::Text {
                         match simdutf8::basic::from_utf8(payload) {
@@ -491,6 +576,11 @@ impl Connection {
                         Event::Binary(payload)
                     };
                     f(event, &mut Outbox { out: &mut self.out });
+                    self.out.lent = None;
+                    if let Some((opcode, _)) = self.out.echoed.take() {
+                        self.out
+                            .adopt(data.take(), opcode, pos - plen - MASK_LEN, plen);
+                    }
                     self.dec.recycle();
                     continue;
                 }
@@ -798,7 +888,29 @@ impl Outgoing {
     }
 
     fn queued(&self) -> usize {
-        self.buf.len() - self.start
+        let echoed = self.echoed.map_or(0, |(_, n)| header_len(n) + n);
+        self.buf.len() - self.start + echoed
+    }
+
+    /// Makes `input` the output: the echoed payload lies at
+    /// `input[at..at + len]` with its header's room in front (the frame
+    /// started the input, and a client header is the server's plus the
+    /// 4-byte key), and whatever was queued after the echo follows it.
+    fn adopt(&mut self, mut input: Vec<u8>, opcode: OpCode, at: usize, len: usize) {
+        let (head, n) = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: len as u64,
+        }
+        .encode();
+        debug_assert_eq!(n, at, "the room in front of the payload is its header");
+        input[..n].copy_from_slice(&head[..n]);
+        input.truncate(at + len);
+        input.extend_from_slice(&self.buf[self.start..]);
+        self.buf = input;
+        self.start = 0;
     }
 
     fn push_frame(&mut self, fin: bool, rsv: u8, opcode: OpCode, payload: &[u8]) {
@@ -833,6 +945,18 @@ impl Outgoing {
         };
         let n = payload.len();
         let frag = self.config.fragment_threshold.filter(|&t| t > 0 && n > t);
+        // The payload being delivered, sent back unchanged as one frame
+        // with nothing before it: it stays where it is (`receive_owned`).
+        if rsv == 0
+            && frag.is_none()
+            && self.echoed.is_none()
+            && self.queued() == 0
+            && self.lent == Some((payload.as_ptr() as usize, n))
+        {
+            self.echoed = Some((opcode, n));
+            self.ext_buf = ext_buf;
+            return Ok(());
+        }
         let total = match frag {
             Some(t) => {
                 let (full, rem) = (n / t, n % t);

@@ -159,20 +159,33 @@ impl FrameHeader {
 
     /// Appends the header to `out`, with the minimal length encoding.
     pub fn write(&self, out: &mut Vec<u8>) {
-        let b0 = (u8::from(self.fin) << 7) | (self.rsv & 0x70) | self.opcode.bits();
+        let (bytes, n) = self.encode();
+        out.extend_from_slice(&bytes[..n]);
+    }
+
+    /// The header's bytes: the first [`FrameHeader::encoded_len`] of the
+    /// array.
+    pub(crate) fn encode(&self) -> ([u8; MAX_HEADER_LEN], usize) {
+        let mut b = [0u8; MAX_HEADER_LEN];
+        b[0] = (u8::from(self.fin) << 7) | (self.rsv & 0x70) | self.opcode.bits();
         let mbit = if self.mask.is_some() { 0x80 } else { 0 };
-        if self.payload_len < 126 {
-            out.extend_from_slice(&[b0, mbit | self.payload_len as u8]);
+        let mut n = if self.payload_len < 126 {
+            b[1] = mbit | self.payload_len as u8;
+            2
         } else if self.payload_len <= 0xFFFF {
-            let l = (self.payload_len as u16).to_be_bytes();
-            out.extend_from_slice(&[b0, mbit | 126, l[0], l[1]]);
+            b[1] = mbit | 126;
+            b[2..4].copy_from_slice(&(self.payload_len as u16).to_be_bytes());
+            4
         } else {
-            out.extend_from_slice(&[b0, mbit | 127]);
-            out.extend_from_slice(&self.payload_len.to_be_bytes());
-        }
+            b[1] = mbit | 127;
+            b[2..10].copy_from_slice(&self.payload_len.to_be_bytes());
+            10
+        };
         if let Some(m) = self.mask {
-            out.extend_from_slice(&m);
+            b[n..n + 4].copy_from_slice(&m);
+            n += 4;
         }
+        (b, n)
     }
 }
 

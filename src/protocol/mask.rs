@@ -75,6 +75,71 @@ pub(crate) fn mask_extend(dst: &mut Vec<u8>, src: &[u8], key: [u8; 4], offset: u
     unsafe { dst.set_len(dst.len() + n) };
 }
 
+/// Unmasks `buf[from..from + len]` (payload byte 0 at `from`) and moves it
+/// `shift` bytes towards the start, in one pass: afterwards
+/// `buf[from - shift..from - shift + len]` holds the unmasked payload, and
+/// the `shift` bytes after it are unspecified.
+///
+/// The connection moves a client frame's payload 4 bytes left this way (the
+/// length of the mask key), which leaves exactly the room of the unmasked
+/// server header for the same length in front of it (see
+/// `Connection::receive_owned`). Working in ascending order, every store
+/// lands on bytes that have already been read.
+///
+/// # Panics
+///
+/// If `shift > from` or `from + len > buf.len()`.
+pub(crate) fn unmask_shift_left(
+    buf: &mut [u8],
+    from: usize,
+    len: usize,
+    shift: usize,
+    key: [u8; 4],
+) {
+    assert!(
+        shift <= from && from + len <= buf.len(),
+        "unmask_shift_left out of bounds"
+    );
+    let to = from - shift;
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    let mut i = 0;
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let mut i = {
+        use core::arch::wasm32::{u32x4_splat, v128, v128_load, v128_store, v128_xor};
+        let kv = u32x4_splat(u32::from_ne_bytes(key));
+        let blocks = len / 16;
+        let p = buf.as_mut_ptr();
+        // SAFETY: block `b` reads `from + 16 * b..` and writes `to + 16 * b..`,
+        // 16 bytes each, all below `from + len <= buf.len()` (asserted);
+        // wasm v128 loads and stores have no alignment requirement. Each
+        // load happens before the store that may overlap it.
+        unsafe {
+            let (mut src, mut dst) = (p.add(from), p.add(to));
+            for _ in 0..blocks {
+                let v = v128_load(src.cast::<v128>());
+                v128_store(dst.cast::<v128>(), v128_xor(v, kv));
+                src = src.add(16);
+                dst = dst.add(16);
+            }
+        }
+        blocks * 16
+    };
+    let k = u64::from(u32::from_ne_bytes(key));
+    let k64 = k | (k << 32);
+    // `i` is a multiple of 16 here, and every step below keeps it a
+    // multiple of 4 until the tail, so the key phase is `i & 3`.
+    while i + 8 <= len {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&buf[from + i..from + i + 8]);
+        buf[to + i..to + i + 8].copy_from_slice(&(u64::from_ne_bytes(w) ^ k64).to_ne_bytes());
+        i += 8;
+    }
+    while i < len {
+        buf[to + i] = buf[from + i] ^ key[i & 3];
+        i += 1;
+    }
+}
+
 /// Byte-at-a-time reference for [`apply_mask`]; same contract, slower.
 #[cfg(test)]
 fn apply_mask_bytewise(buf: &mut [u8], key: [u8; 4], offset: usize) {
@@ -181,6 +246,20 @@ mod tests {
                         slow[..align + len],
                         "extend: align {align} len {len} offset {offset}"
                     );
+                    // Unmasking while moving left, by any shift the start allows.
+                    if offset == 0 {
+                        for shift in [0, 1, 4, 7].into_iter().filter(|&s| s <= align) {
+                            let mut moved = src.clone();
+                            unmask_shift_left(&mut moved, align, len, shift, key);
+                            assert_eq!(
+                                moved[align - shift..align - shift + len],
+                                slow[align..align + len],
+                                "shift {shift}: align {align} len {len}"
+                            );
+                            assert_eq!(moved[..align - shift], src[..align - shift]);
+                            assert_eq!(moved[align + len..], src[align + len..]);
+                        }
+                    }
                 }
             }
         }
