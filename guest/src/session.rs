@@ -176,8 +176,10 @@ impl<H: Handler> Session<H> {
         }
     }
 
-    /// `connection.receive`: bytes from the client.
-    pub(crate) fn receive(&mut self, data: &mut [u8], now: u64) {
+    /// `connection.receive`: bytes from the client. A message the handler
+    /// sends back unchanged goes out from `data`'s buffer, uncopied
+    /// ([`Connection::receive_owned`](ws_edge::protocol::Connection::receive_owned)).
+    pub(crate) fn receive(&mut self, data: &mut Vec<u8>, now: u64) {
         self.open();
         let Session {
             conn,
@@ -185,7 +187,7 @@ impl<H: Handler> Session<H> {
             timer,
             ..
         } = self;
-        conn.receive_mut(data, now, |event, out| {
+        conn.receive_owned(data, now, |event, out| {
             dispatch(handler, event, &mut Outbox::wrap(out, timer))
         });
         self.fire_timer();

@@ -45,6 +45,26 @@ async fn large_message_echo() {
     server.shutdown().await;
 }
 
+/// Every payload length up to 300 and the header-size edges, one message at
+/// a time: each arrives as the whole input of a `receive`, so the component
+/// unmasks it in front of the room for the reply's header and sends it back
+/// from there (16 bytes at a time with SIMD, then the tail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_length_echoes_exactly() {
+    let server = TestServer::echo().await;
+    let mut ws = connect(&server.url("/")).await;
+    for len in (0..=300).chain([1000, 4095, 4096, 65_535, 65_536]) {
+        let data: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
+        ws.send(Message::binary(data.clone())).await.expect("send");
+        match next_message(&mut ws).await {
+            Message::Binary(got) => assert!(got[..] == data[..], "echo of {len} bytes differs"),
+            other => panic!("expected binary, got {other:?}"),
+        }
+    }
+    drop(ws);
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fragmented_message_and_interleaved_ping() {
     let server = TestServer::echo().await;
