@@ -2,7 +2,8 @@
 //! component answers `handle-head` `N` times (each accepted connection is
 //! dropped again) and the mean time per handshake is printed. With
 //! `LOOP=receive` it calls `connection.receive` `N` times instead, each with
-//! one masked 64-byte text frame (which the echo answers). With
+//! one masked 64-byte text frame (which the echo answers), or with
+//! `MESSAGE_BYTES=N` one masked binary frame of `N` bytes. With
 //! `LOOP=lifetime` each step is a whole connection's guest lifetime without
 //! instance reuse: a fresh instance, `handle-head`, and teardown.
 //!
@@ -31,11 +32,26 @@ fn main() -> anyhow::Result<()> {
         Err(_) => "handshake".to_owned(),
         Ok(other) => anyhow::bail!("LOOP={other}: expected handshake, receive or lifetime"),
     };
-    // One masked 64-byte text frame, as `ws_edge_host::measure` sends.
+    // One masked 64-byte text frame, as `ws_edge_host::measure` sends, or
+    // a binary frame of MESSAGE_BYTES.
     let mask = [1u8, 2, 3, 4];
-    let mut frame = vec![0x81, 0x80 | 64];
-    frame.extend_from_slice(&mask);
-    frame.extend((0..64).map(|i| b'a' ^ mask[i % 4]));
+    let mut frame = Vec::new();
+    match std::env::var("MESSAGE_BYTES") {
+        Ok(n) => ws_edge::protocol::write_frame(
+            &mut frame,
+            true,
+            ws_edge::protocol::OpCode::Binary,
+            Some(mask),
+            &vec![7u8; n.parse()?],
+        ),
+        Err(_) => ws_edge::protocol::write_frame(
+            &mut frame,
+            true,
+            ws_edge::protocol::OpCode::Text,
+            Some(mask),
+            &[b'a'; 64],
+        ),
+    }
 
     let bench = GuestBench::new(&wasm, 4)?;
     let mut conn = bench.connect()?;
