@@ -135,6 +135,16 @@ struct Serve {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     instance_reuse: u32,
 
+    /// KiB of linear memory each pool slot keeps resident between
+    /// connections (default 0: none). When the components' memories start
+    /// at most this large (128 for Rust components with a 64 KiB stack),
+    /// instances start without page faults, about 15 µs less per
+    /// connection, but every slot that has served holds that memory while
+    /// free and a connection on it holds all of it. For short connections,
+    /// not for many idle ones.
+    #[arg(long, default_value_t = 0)]
+    warm_memory_kib: usize,
+
     /// MiB that all instances together may hold (memory grown beyond each
     /// instance's initial size, plus bytes waiting for slow readers). Above
     /// 80 % new connections get 503 with Retry-After; above 90 % the
@@ -263,6 +273,10 @@ fn main() -> anyhow::Result<()> {
             .context("--memory-mib is too large")?,
         shutdown_timeout: seconds("shutdown-timeout", args.shutdown_timeout)?,
         instance_reuse: args.instance_reuse,
+        warm_memory: args
+            .warm_memory_kib
+            .checked_mul(1024)
+            .context("--warm-memory-kib is too large")?,
         memory_budget: match args.memory_budget_mib {
             Some(mib) => mib
                 .checked_mul(1 << 20)

@@ -43,29 +43,22 @@ use crate::stdio::{GuestLog, PeerLabel, Which};
 /// are rounded up to a multiple of this.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// The largest linear memory a freed pool slot keeps resident, restored in
-/// place (memset, and memcpy of the data segments), instead of giving its
-/// pages back with madvise.
-pub const KEEP_RESIDENT_MAX: u64 = 128 * 1024;
-
-/// How many bytes of each freed slot's linear memory stay resident: all of
-/// them when every memory of the components served starts at most
-/// [`KEEP_RESIDENT_MAX`] large, else none.
+/// How many bytes of each freed slot's linear memory stay resident
+/// ([`Limits::warm_memory`]): all of them when every memory of the
+/// components served starts at most `warm` bytes large, else none.
 ///
 /// wasmtime restores the *lowest* `keep` bytes in place and madvises the
 /// rest. That only pays when the pages instances touch are among them: a
 /// reset then makes no system call and the next instance in the slot takes
 /// no page faults (the echo component with a 64 KiB stack: instantiation,
-/// first `handle-head` and teardown 13 µs instead of 45 µs; docs/bench.md,
-/// "Instance lifetime"). A Rust component with the default 1 MiB stack has
-/// the untouched bottom of its stack there, and its hot pages above 1 MiB:
-/// keeping 128 KiB cost 5 µs more per connection than keeping nothing.
-/// wasmtime's PAGEMAP_SCAN mode, which would find the touched pages, reports
-/// untouched ones too with wasmtime 50 on Linux 6.18, and is left off.
-/// The price is residency: a slot that has served keeps its memory (at most
-/// 128 KiB) while free, and a connection on it has all of it resident.
-fn keep_resident(shape: &InstanceShape) -> usize {
-    if shape.memory_initial <= KEEP_RESIDENT_MAX {
+/// first `handle-head` and teardown 13 µs instead of 29 µs; docs/bench.md,
+/// "Instance lifetime"). Keeping part of a memory does not: a Rust
+/// component with the default 1 MiB stack has the untouched bottom of its
+/// stack there, and its hot pages above 1 MiB. wasmtime's PAGEMAP_SCAN
+/// mode, which would find the touched pages, reports untouched ones too
+/// with wasmtime 50 on Linux 6.18, and is left off.
+fn keep_resident(shape: &InstanceShape, warm: usize) -> usize {
+    if warm > 0 && shape.memory_initial <= warm as u64 {
         // Whole host pages (a memory with custom page sizes may end mid-page).
         usize::try_from(shape.memory_initial.next_multiple_of(4096)).unwrap_or(0)
     } else {
@@ -361,7 +354,7 @@ impl Base {
             .max_tables_per_component(shape.tables)
             .table_elements(table_elements)
             .max_memory_size(limits.memory_per_connection)
-            .linear_memory_keep_resident(keep_resident(&shape))
+            .linear_memory_keep_resident(keep_resident(&shape, limits.warm_memory))
             .table_keep_resident(4096);
 
         let mut config = Config::new();
@@ -658,25 +651,28 @@ mod tests {
     }
 
     #[test]
-    fn small_memories_stay_resident_and_large_ones_do_not() {
+    fn small_memories_stay_resident_when_asked_and_large_ones_never() {
         let with = |memory_initial| InstanceShape {
             memory_initial,
             ..InstanceShape::FLOOR
         };
-        assert_eq!(keep_resident(&with(2 << 16)), 128 * 1024);
-        assert_eq!(keep_resident(&with(1 << 16)), 64 * 1024);
+        let warm = 128 * 1024;
+        // Off by default.
+        assert_eq!(keep_resident(&with(2 << 16), 0), 0);
+        assert_eq!(keep_resident(&with(2 << 16), warm), 128 * 1024);
+        assert_eq!(keep_resident(&with(1 << 16), warm), 64 * 1024);
         // Custom page sizes: whole host pages.
-        assert_eq!(keep_resident(&with(100)), 4096);
+        assert_eq!(keep_resident(&with(100), warm), 4096);
         // Rust's default 1 MiB stack: 17 pages, nothing kept.
-        assert_eq!(keep_resident(&with(17 << 16)), 0);
-        assert_eq!(keep_resident(&with(u64::MAX)), 0);
+        assert_eq!(keep_resident(&with(17 << 16), warm), 0);
+        assert_eq!(keep_resident(&with(u64::MAX), warm), 0);
         // The bundled echo is built small enough.
         let echo = InstanceShape::of(crate::ECHO_COMPONENT).expect("echo parses");
         assert_eq!(
-            keep_resident(&echo),
+            keep_resident(&echo, warm),
             usize::try_from(echo.memory_initial).unwrap()
         );
-        assert!(keep_resident(&echo) > 0);
+        assert!(keep_resident(&echo, warm) > 0);
     }
 
     #[test]

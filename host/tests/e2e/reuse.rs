@@ -55,13 +55,26 @@ async fn ask(ws: &mut Client, text: &str) -> String {
     }
 }
 
-/// The pool keeps a small memory resident between connections and restores
-/// it in place (docs/bench.md, "Instance lifetime"): the next connection in
-/// the slot must still see none of the previous one's data, one after
-/// another and with several slots in turn.
+/// A pool slot gives its memory back between connections, or with
+/// `warm_memory` keeps a small one resident and restores it in place
+/// (docs/bench.md, "Instance lifetime"): either way the next connection in
+/// the slot must see none of the previous one's data, one after another
+/// and with several slots in turn.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_instance_sees_nothing_of_the_previous_connection() {
-    let server = TestServer::start(programs::GUEST_HOG, test_limits()).await;
+    // Slots that give their pages back, and slots that keep them resident
+    // and restore them in place.
+    for warm_memory in [0, 128 * 1024] {
+        let limits = Limits {
+            warm_memory,
+            ..test_limits()
+        };
+        fresh_instances_see_nothing(limits).await;
+    }
+}
+
+async fn fresh_instances_see_nothing(limits: Limits) {
+    let server = TestServer::start(programs::GUEST_HOG, limits).await;
     for i in 0..6 {
         let mut ws = connect(&server.url("/")).await;
         assert_eq!(ask(&mut ws, "recall").await, "nothing", "connection {i}");
