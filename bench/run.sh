@@ -9,7 +9,7 @@
 #               Unless --only is given it runs (and builds) only ws-edge and
 #               tokio-tungstenite, so a cold smoke run stays within a few minutes;
 #               its broadcast is a 100-subscriber smoke
-#   --only      run only these servers (ws-edge, ws-edge-reuse, tokio-tungstenite, fastwebsockets,
+#   --only      run only these servers (ws-edge, ws-edge-reuse, ws-edge-warm, tokio-tungstenite, fastwebsockets,
 #               node-ws, node-websocket; deflate also ws-edge-level6, node-ws-deflate,
 #               python-websockets; broadcast: tokio-tungstenite, node-ws,
 #               ws-edge-forward, ws-edge-handler, and `ws-edge` selects both of the latter;
@@ -163,7 +163,7 @@ fi
 ws_edge_bin="${WS_EDGE_BIN:-$repo/target/release/ws-edge}"
 # examples/chat builds as chat.wasm (its library is named `chat`).
 chat_wasm="${CHAT_WASM:-$repo/target/guests/wasm32-wasip2/guest/chat.wasm}"
-names=(ws-edge ws-edge-reuse tokio-tungstenite fastwebsockets node-ws node-websocket
+names=(ws-edge ws-edge-reuse ws-edge-warm tokio-tungstenite fastwebsockets node-ws node-websocket
     ws-edge-level6 node-ws-deflate python-websockets)
 # The servers of the permessage-deflate scenarios (the others do not have it).
 deflate_names=" ws-edge ws-edge-level6 node-ws-deflate python-websockets "
@@ -171,6 +171,7 @@ python="$repo/.venv/bin/python"
 declare -A cmds=(
     [ws-edge]="$ws_edge_bin serve --listen 127.0.0.1:0"
     [ws-edge-reuse]="$ws_edge_bin serve --listen 127.0.0.1:0 --instance-reuse 1000"
+    [ws-edge-warm]="$ws_edge_bin serve --listen 127.0.0.1:0 --warm-memory-kib 128"
     [ws-edge-level6]="$ws_edge_bin serve --listen 127.0.0.1:0 --env WS_EDGE_DEFLATE_LEVEL=6"
     [tokio-tungstenite]="$bench/target/release/peer-tokio-tungstenite --listen 127.0.0.1:0"
     [fastwebsockets]="$bench/target/release/peer-fastwebsockets --listen 127.0.0.1:0"
@@ -558,7 +559,7 @@ notes="## Setup
   - \`handshake\`: connect, upgrade, close handshake, wait for the server to close TCP; latency is the whole cycle.
   - \`echo64\`: 64-byte **text** messages (server validates UTF-8), one outstanding per connection.
   - \`echo64k\`: 64 KiB **binary** messages, one outstanding per connection.
-- Servers: ws-edge (\`ws-edge serve\`, bundled echo component, release build of the repo: one fresh instance per connection, the default) and ws-edge-reuse (the same with \`--instance-reuse 1000\`: an instance serves up to 1 000 connections one after another); tokio-tungstenite $(lock_version tokio-tungstenite) and fastwebsockets $(lock_version fastwebsockets) (hyper $(lock_version hyper) upgrade) echo servers on the default multi-threaded tokio runtime (one worker when pinned); Node $(node --version) with ws $(node_version ws) (permessage-deflate off) and websocket (WebSocket-Node) $(node_version websocket) (library defaults). Sources: \`bench/peers/\`.
+- Servers: ws-edge (\`ws-edge serve\`, bundled echo component, release build of the repo: one fresh instance per connection, the default) ws-edge-reuse (the same with \`--instance-reuse 1000\`: an instance serves up to 1 000 connections one after another) and ws-edge-warm (the same with \`--warm-memory-kib 128\`: a fresh instance per connection on a pool slot that kept its memory resident); tokio-tungstenite $(lock_version tokio-tungstenite) and fastwebsockets $(lock_version fastwebsockets) (hyper $(lock_version hyper) upgrade) echo servers on the default multi-threaded tokio runtime (one worker when pinned); Node $(node --version) with ws $(node_version ws) (permessage-deflate off) and websocket (WebSocket-Node) $(node_version websocket) (library defaults). Sources: \`bench/peers/\`.
 - Rates are bounded by the load generator (one core) or, on a busy machine, by other work sharing the cores (see *client CPU %* and *server CPU %*, both in % of one core over the window), so compare servers by **CPU µs/op**. CPU/op rises when a server is far from saturated (fewer messages per wake-up), so it is comparable only between servers driven by the same client under the same conditions, as in one run here.
 - Load average when the run started: ${load_before} (1/5/15 min; other work on the machine shares the cores and adds noise, the min-max column shows it).
 - Servers run: ${active[*]:-none}${tls_active[*]:+; tls: ${tls_active[*]}}${broadcast_active[*]:+; broadcast: ${broadcast_active[*]}}${crosshost_active[*]:+; crosshost: ${crosshost_active[*]}}.${skipped:+ Skipped: $skipped.}${failed:+ Failed: ${failed[*]}.}${deflate_note}${tls_note}${broadcast_note}"
