@@ -313,10 +313,10 @@ impl Connection {
     /// When `data` holds exactly one whole, unfragmented, uncompressed data
     /// frame, its payload is unmasked 4 bytes to the left, which leaves in
     /// front of it the room of the server's header for the same length. If
-    /// `on_event` then sends that very payload (the slice it was given, as
-    /// [`Message`](crate::Message) or bytes) as one frame, with nothing
-    /// queued before it, the header is written into that room and the
-    /// buffer becomes the output: [`Connection::take_output`] returns it,
+    /// `on_event` then sends that very payload (the slice of the event, as
+    /// text or binary) as one frame, with nothing queued before it, the
+    /// header is written into that room and the buffer becomes the output:
+    /// [`Connection::take_output`] returns it,
     /// followed by whatever was queued after the echo. Otherwise this is
     /// [`Connection::receive_mut`]. `data` is left with unspecified
     /// contents, possibly another (empty) buffer.
