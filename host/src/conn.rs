@@ -122,9 +122,8 @@ pub(crate) async fn accept(
     };
     // Boxed: inline, the TLS session and its handshake would make every
     // connection's task as large as a TLS one's, plain ones included.
-    let acceptor = tls.acceptor();
     Box::pin(accept_tls(
-        acceptor,
+        tls.configs(),
         stream,
         peer,
         shared,
@@ -137,14 +136,21 @@ pub(crate) async fn accept(
 /// `accept` over TLS: the TLS handshake under the head deadline, then
 /// `serve`.
 async fn accept_tls(
-    acceptor: tokio_rustls::TlsAcceptor,
+    configs: Arc<crate::tls::Configs>,
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     head_deadline: Instant,
 ) {
-    let handshake = acceptor.accept(stream);
+    // The ClientHello first: the configuration depends on its cipher suites.
+    let handshake = async {
+        let start =
+            tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream)
+                .await?;
+        let config = configs.for_client(&start.client_hello());
+        start.into_stream(config).await
+    };
     let result = tokio::select! {
         r = tokio::time::timeout_at(head_deadline, handshake) => r,
         _ = shutdown.wait_for(|stop| *stop) => return,

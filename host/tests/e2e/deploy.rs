@@ -88,11 +88,23 @@ impl TestPki {
 
     /// A TLS connector trusting only this CA.
     fn connector(&self) -> TlsConnector {
+        self.connector_with(
+            rustls::crypto::ring::default_provider(),
+            rustls::DEFAULT_VERSIONS,
+        )
+    }
+
+    /// A TLS connector trusting only this CA, offering `provider`'s cipher
+    /// suites in its order and the protocol `versions`.
+    fn connector_with(
+        &self,
+        provider: rustls::crypto::CryptoProvider,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> TlsConnector {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.ca.clone()).expect("CA is a valid root");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(versions)
             .expect("protocol versions")
             .with_root_certificates(roots)
             .with_no_client_auth();
@@ -245,6 +257,86 @@ asyncio.run(main())
     assert!(!in_clear.contains("Secure"), "{in_clear}");
     secure.shutdown().await;
     clear.shutdown().await;
+}
+
+/// The cipher suite the server picks for a client offering `suites`, in
+/// that order, over TLS `version`.
+async fn suite_picked(
+    pki: &TestPki,
+    server: &TestServer,
+    suites: &[rustls::CipherSuite],
+    version: &'static rustls::SupportedProtocolVersion,
+) -> rustls::CipherSuite {
+    let mut provider = rustls::crypto::ring::default_provider();
+    let all = std::mem::take(&mut provider.cipher_suites);
+    provider.cipher_suites = suites
+        .iter()
+        .map(|s| *all.iter().find(|c| c.suite() == *s).expect("ring has it"))
+        .collect();
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let name = ServerName::try_from("localhost").expect("name");
+    let mut tls = tokio::time::timeout(
+        STEP,
+        pki.connector_with(provider, &[version]).connect(name, tcp),
+    )
+    .await
+    .expect("TLS handshake in time")
+    .expect("TLS handshake");
+    tls.write_all(&upgrade_request("/", ""))
+        .await
+        .expect("write");
+    let head = read_head_tls(&mut tls).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    tls.get_ref()
+        .1
+        .negotiated_cipher_suite()
+        .expect("negotiated")
+        .suite()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_prefers_aes_128_gcm_unless_the_client_prefers_chacha20() {
+    use rustls::CipherSuite as S;
+    let pki = TestPki::new("suites");
+    let server = start_tls(&pki, programs::ECHO, test_limits(), |b| b).await;
+    let v13 = &rustls::version::TLS13;
+    let v12 = &rustls::version::TLS12;
+    // OpenSSL's, Node's and rustls' order: AES-256 first.
+    let aes256_first = [
+        S::TLS13_AES_256_GCM_SHA384,
+        S::TLS13_CHACHA20_POLY1305_SHA256,
+        S::TLS13_AES_128_GCM_SHA256,
+    ];
+    assert_eq!(
+        suite_picked(&pki, &server, &aes256_first, v13).await,
+        S::TLS13_AES_128_GCM_SHA256
+    );
+    // A client without AES instructions puts ChaCha20 first and keeps it.
+    let chacha_first = [
+        S::TLS13_CHACHA20_POLY1305_SHA256,
+        S::TLS13_AES_256_GCM_SHA384,
+        S::TLS13_AES_128_GCM_SHA256,
+    ];
+    assert_eq!(
+        suite_picked(&pki, &server, &chacha_first, v13).await,
+        S::TLS13_CHACHA20_POLY1305_SHA256
+    );
+    // What the client offers bounds the choice.
+    assert_eq!(
+        suite_picked(&pki, &server, &[S::TLS13_AES_256_GCM_SHA384], v13).await,
+        S::TLS13_AES_256_GCM_SHA384
+    );
+    // TLS 1.2 the same way (the test certificate's key is ECDSA).
+    let tls12_aes256_first = [
+        S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ];
+    assert_eq!(
+        suite_picked(&pki, &server, &tls12_aes256_first, v12).await,
+        S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+    );
+    server.shutdown().await;
 }
 
 /// Reads a response head over `tls` byte by byte (frames after a `101`
