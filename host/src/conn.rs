@@ -39,6 +39,13 @@ use crate::runtime::Runtime;
 /// buffer (tokio-tungstenite reads 128 KiB at a time too).
 const READ_CHUNK: usize = 128 * 1024;
 
+/// The most the pump hands the guest per `receive` on a connection with an
+/// extension (permessage-deflate): 128 KiB of compressed frames can be dozens
+/// of messages to inflate and deflate in one call, which a busy machine can
+/// stretch past the CPU deadline (`--cpu-deadline-ms`, measured in wall-clock
+/// time), failing a well-behaved client with 1011.
+const EXTENSION_READ_CHUNK: usize = 16 * 1024;
+
 /// How long to keep reading (and discarding) after we closed our side, so the
 /// peer reads our last bytes before the socket goes away. Closing a socket
 /// with unread input sends a RST, which can destroy data still in flight.
@@ -329,6 +336,9 @@ struct Upgraded {
     guest: Guest,
     conn: ResourceAny,
     first: Option<Result<Transmit, GuestError>>,
+    /// The most bytes one `receive` gets: [`READ_CHUNK`], or
+    /// [`EXTENSION_READ_CHUNK`] when the handshake agreed to an extension.
+    read_chunk: usize,
 }
 
 /// Lets the component answer the head. Writes the response; returns the
@@ -413,6 +423,11 @@ async fn handshake<S: Socket>(
         return None;
     }
     tracing::debug!(%peer, "connection upgraded");
+    let read_chunk = if http::negotiates_extension(&wire) {
+        EXTENSION_READ_CHUNK
+    } else {
+        READ_CHUNK
+    };
 
     // Either call returns the first deadline: without it a client that says
     // nothing after the handshake would never be pinged or dropped.
@@ -426,6 +441,7 @@ async fn handshake<S: Socket>(
         guest,
         conn,
         first: Some(first),
+        read_chunk,
     })
 }
 
@@ -623,8 +639,13 @@ async fn pump<S: Socket>(
     shutdown: &mut watch::Receiver<bool>,
 ) -> End {
     let Upgraded {
-        guest, conn, first, ..
+        guest,
+        conn,
+        first,
+        read_chunk,
+        ..
     } = upgraded;
+    let read_chunk = *read_chunk;
     let conn = *conn;
     let write_timeout = shared.limits.write_timeout;
     // Completes when the memory budget sheds this connection. Polled only
@@ -720,12 +741,12 @@ async fn pump<S: Socket>(
                 let now = shared.now_ms();
                 let result = SCRATCH.with(|scratch| {
                     let mut scratch = scratch.borrow_mut();
-                    match stream.try_read(&mut scratch) {
+                    match stream.try_read(&mut scratch[..read_chunk]) {
                         Ok(0) => Some(Err(io::Error::from(io::ErrorKind::UnexpectedEof))),
                         Ok(n) => {
                             metrics.bytes_in(n);
                             metrics.messages_in(counted_in.feed(&scratch[..n]));
-                            Some(Ok((n == READ_CHUNK, guest.receive(conn, &scratch[..n], now))))
+                            Some(Ok((n == read_chunk, guest.receive(conn, &scratch[..n], now))))
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
                         Err(e) => Some(Err(e)),

@@ -66,6 +66,23 @@ pub(crate) fn request_path(head: &[u8]) -> Option<&str> {
     path.starts_with('/').then_some(path)
 }
 
+/// Whether the `101` response `wire` agreed to a WebSocket extension (a
+/// `Sec-WebSocket-Extensions` field with a value): then one input byte may
+/// cost the guest far more work than unmasking it (permessage-deflate
+/// inflates it, and the echo deflates it again). A response that does not
+/// parse counts as agreeing.
+pub(crate) fn negotiates_extension(wire: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut res = httparse::Response::new(&mut headers);
+    match res.parse(wire) {
+        Ok(httparse::Status::Complete(_)) => res.headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("sec-websocket-extensions")
+                && !h.value.trim_ascii().is_empty()
+        }),
+        _ => true,
+    }
+}
+
 /// The demo page as a complete HTTP response.
 pub(crate) fn demo_response() -> Vec<u8> {
     let body = DEMO_PAGE;
@@ -80,6 +97,19 @@ const DEMO_PAGE: &str = include_str!("demo.html");
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn extensions_are_found_in_the_response() {
+        let plain = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+            Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        assert!(!super::negotiates_extension(plain));
+        let deflate = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+            sec-websocket-extensions: permessage-deflate; server_no_context_takeover\r\n\r\n";
+        assert!(super::negotiates_extension(deflate));
+        let empty = b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Extensions:  \r\n\r\n";
+        assert!(!super::negotiates_extension(empty));
+        assert!(super::negotiates_extension(b"HTTP/1.1 101 Switching"));
+    }
+
     use super::*;
 
     #[test]
