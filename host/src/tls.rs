@@ -152,8 +152,9 @@ fn configs(cert: &Path, key: &Path) -> anyhow::Result<Configs> {
     let mut aes128_first =
         builder(provider)?.with_cert_resolver(client_order.cert_resolver.clone());
     aes128_first.alpn_protocols = client_order.alpn_protocols.clone();
-    // One session cache, so that resumption does not depend on which of
-    // the two a client's hello chose.
+    // One session cache for both, bounded once. (rustls resumes a session
+    // with the suite it was made with only, so a client resumes through the
+    // configuration its hello chose the first time.)
     aes128_first.session_storage = client_order.session_storage.clone();
     aes128_first.ignore_client_order = true;
     Ok(Configs {

@@ -339,6 +339,96 @@ async fn the_server_prefers_aes_128_gcm_unless_the_client_prefers_chacha20() {
     server.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_resume_their_tls_sessions_with_either_suite_policy() {
+    use rustls::CipherSuite as S;
+    let pki = TestPki::new("resume");
+    let server = start_tls(&pki, programs::ECHO, test_limits(), |b| b).await;
+    // Clients sharing one ticket store, as one browser would: AES-first
+    // ones (the server picks AES-128) and ChaCha20-first ones (the server
+    // honours that). rustls resumes a session with its own suite only, so
+    // the first ChaCha20 handshake is a full one.
+    let store = Arc::new(rustls::client::ClientSessionMemoryCache::new(8));
+    // rustls resumes only between configs with the same verifier and the
+    // same client certificate resolver (the same `Arc`s).
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca.clone()).expect("CA is a valid root");
+    let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .expect("verifier");
+    let no_cert: Arc<dyn rustls::client::ResolvesClientCert> = Arc::new(NoClientCert);
+    let client = |first: S| {
+        let mut provider = rustls::crypto::ring::default_provider();
+        provider.cipher_suites.sort_by_key(|c| c.suite() != first);
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone())
+            .with_client_cert_resolver(no_cert.clone());
+        config.resumption = rustls::client::Resumption::store(store.clone());
+        TlsConnector::from(Arc::new(config))
+    };
+    let mut seen = Vec::new();
+    for first in [
+        S::TLS13_AES_256_GCM_SHA384,
+        S::TLS13_AES_256_GCM_SHA384,
+        S::TLS13_CHACHA20_POLY1305_SHA256,
+        S::TLS13_CHACHA20_POLY1305_SHA256,
+    ] {
+        let tcp = TcpStream::connect(server.addr).await.expect("connect");
+        let name = ServerName::try_from("localhost").expect("name");
+        let mut tls = tokio::time::timeout(STEP, client(first).connect(name, tcp))
+            .await
+            .expect("TLS handshake in time")
+            .expect("TLS handshake");
+        // The tickets arrive after the handshake; reading the 101 takes them.
+        tls.write_all(&upgrade_request("/", ""))
+            .await
+            .expect("write");
+        let head = read_head_tls(&mut tls).await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        let session = tls.get_ref().1;
+        seen.push((
+            session.handshake_kind(),
+            session.negotiated_cipher_suite().map(|s| s.suite()),
+        ));
+    }
+    use rustls::HandshakeKind::{Full, Resumed};
+    assert_eq!(
+        seen,
+        [
+            (Some(Full), Some(S::TLS13_AES_128_GCM_SHA256)),
+            (Some(Resumed), Some(S::TLS13_AES_128_GCM_SHA256)),
+            (Some(Full), Some(S::TLS13_CHACHA20_POLY1305_SHA256)),
+            (Some(Resumed), Some(S::TLS13_CHACHA20_POLY1305_SHA256)),
+        ]
+    );
+    server.shutdown().await;
+}
+
+/// A client without a certificate.
+#[derive(Debug)]
+struct NoClientCert;
+
+impl rustls::client::ResolvesClientCert for NoClientCert {
+    fn resolve(
+        &self,
+        _: &[&[u8]],
+        _: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
+}
+
 /// Reads a response head over `tls` byte by byte (frames after a `101`
 /// stay unread).
 async fn read_head_tls(tls: &mut tokio_rustls::client::TlsStream<TcpStream>) -> String {
