@@ -259,6 +259,26 @@ asyncio.run(main())
     clear.shutdown().await;
 }
 
+/// A TLS connection through `connector` to `server`, upgraded to a
+/// WebSocket: the `101` head has been read.
+async fn upgraded_tls(
+    connector: &TlsConnector,
+    server: &TestServer,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let name = ServerName::try_from("localhost").expect("name");
+    let mut tls = tokio::time::timeout(STEP, connector.connect(name, tcp))
+        .await
+        .expect("TLS handshake in time")
+        .expect("TLS handshake");
+    tls.write_all(&upgrade_request("/", ""))
+        .await
+        .expect("write");
+    let head = read_head_tls(&mut tls).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    tls
+}
+
 /// The cipher suite the server picks for a client offering `suites`, in
 /// that order, over TLS `version`.
 async fn suite_picked(
@@ -273,20 +293,7 @@ async fn suite_picked(
         .iter()
         .map(|s| *all.iter().find(|c| c.suite() == *s).expect("ring has it"))
         .collect();
-    let tcp = TcpStream::connect(server.addr).await.expect("connect");
-    let name = ServerName::try_from("localhost").expect("name");
-    let mut tls = tokio::time::timeout(
-        STEP,
-        pki.connector_with(provider, &[version]).connect(name, tcp),
-    )
-    .await
-    .expect("TLS handshake in time")
-    .expect("TLS handshake");
-    tls.write_all(&upgrade_request("/", ""))
-        .await
-        .expect("write");
-    let head = read_head_tls(&mut tls).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let tls = upgraded_tls(&pki.connector_with(provider, &[version]), server).await;
     tls.get_ref()
         .1
         .negotiated_cipher_suite()
@@ -380,18 +387,8 @@ async fn clients_resume_their_tls_sessions_with_either_suite_policy() {
         S::TLS13_CHACHA20_POLY1305_SHA256,
         S::TLS13_CHACHA20_POLY1305_SHA256,
     ] {
-        let tcp = TcpStream::connect(server.addr).await.expect("connect");
-        let name = ServerName::try_from("localhost").expect("name");
-        let mut tls = tokio::time::timeout(STEP, client(first).connect(name, tcp))
-            .await
-            .expect("TLS handshake in time")
-            .expect("TLS handshake");
         // The tickets arrive after the handshake; reading the 101 takes them.
-        tls.write_all(&upgrade_request("/", ""))
-            .await
-            .expect("write");
-        let head = read_head_tls(&mut tls).await;
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        let tls = upgraded_tls(&client(first), &server).await;
         let session = tls.get_ref().1;
         seen.push((
             session.handshake_kind(),
