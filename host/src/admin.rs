@@ -235,7 +235,7 @@ impl Collector for HostMetrics {
         let m = &self.0;
         let alive = i64::try_from(m.instances_alive()).unwrap_or(i64::MAX);
         let idle = i64::try_from(m.instances_idle()).unwrap_or(i64::MAX);
-        let gauges: [(&str, &str, i64); 4] = [
+        let gauges: [(&str, &str, i64); 5] = [
             (
                 "ws_edge_open_connections",
                 "Connections accepted and not yet finished.",
@@ -256,16 +256,26 @@ impl Collector for HostMetrics {
                 "Bytes counted against the memory budget.",
                 i64::try_from(m.memory_used()).unwrap_or(i64::MAX),
             ),
+            (
+                "ws_edge_pool_warm_resident_bytes",
+                "Linear memory free pool slots keep resident (--warm-memory-kib).",
+                i64::try_from(m.warm_pool_resident()).unwrap_or(i64::MAX),
+            ),
         ];
         for (name, help, value) in gauges {
             let gauge = ConstGauge::new(value);
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
-        let counters: [(&str, &str, u64); 7] = [
+        let counters: [(&str, &str, u64); 8] = [
             (
                 "ws_edge_instances_created",
                 "Component instances created.",
                 m.instances_created(),
+            ),
+            (
+                "ws_edge_pool_warm_released_bytes",
+                "Linear memory free pool slots gave back to stay under --warm-pool-mib.",
+                m.warm_pool_released(),
             ),
             (
                 "ws_edge_overload_refused",

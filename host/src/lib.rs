@@ -126,12 +126,19 @@ pub struct Limits {
     /// the next instance on it starts without page faults, and the slot
     /// makes no system call to reset (about 15 µs less per connection for
     /// the bundled echo, whose memory starts at 128 KiB; docs/bench.md,
-    /// "Instance lifetime"). The price: every slot that has served holds
-    /// that much while free, and a connection on it holds all of it, where
-    /// an idle echo connection otherwise touches about 16 KiB of its
-    /// memory. For handshake-heavy traffic with short connections, not for
-    /// many idle ones.
+    /// "Instance lifetime"). The price: a free slot that has served holds
+    /// that much (up to [`Limits::warm_pool`] for all free slots), and a
+    /// connection on it holds all of it, where an idle echo connection
+    /// otherwise touches about 16 KiB of its memory. For handshake-heavy
+    /// traffic with short connections, not for many idle ones.
     pub warm_memory: usize,
+    /// With [`Limits::warm_memory`], the most bytes the free slots together
+    /// keep resident. Each tick of the epoch thread (10 ms) the host
+    /// compares; when the free slots hold more, all of it is given back
+    /// (wasmtime releases every free slot's memory at once), so after a
+    /// burst of connections the warm slots hold at most this much for at
+    /// most a tick. Default 64 MiB: 512 slots of 128 KiB.
+    pub warm_pool: usize,
     /// What all instances together may hold, in bytes: linear memory grown
     /// beyond each instance's initial size plus the bytes the host holds for
     /// writes to slow readers. Above [`ADMIT_PERCENT`] of it new connections
@@ -154,6 +161,7 @@ impl Default for Limits {
             shutdown_timeout: Duration::from_secs(5),
             instance_reuse: 1,
             warm_memory: 0,
+            warm_pool: 64 << 20,
             memory_budget: default_budget(),
         }
     }
@@ -506,6 +514,22 @@ impl Monitor {
             .all()
             .map(|r| r.current().idle_instances())
             .sum()
+    }
+
+    /// Bytes of linear memory the free pool slots keep resident now
+    /// ([`Limits::warm_memory`]; 0 without it).
+    pub fn warm_pool_resident(&self) -> usize {
+        self.shared.base.warm_resident()
+    }
+
+    /// Bytes the free pool slots gave back because they held more than
+    /// [`Limits::warm_pool`].
+    pub fn warm_pool_released(&self) -> u64 {
+        self.shared
+            .base
+            .warm
+            .as_ref()
+            .map_or(0, |warm| warm.released.load(Ordering::Relaxed))
     }
 
     /// Bytes counted against [`Limits::memory_budget`] now.

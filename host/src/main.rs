@@ -139,11 +139,17 @@ struct Serve {
     /// connections (default 0: none). When the components' memories start
     /// at most this large (128 for Rust components with a 64 KiB stack),
     /// instances start without page faults, about 15 µs less per
-    /// connection, but every slot that has served holds that memory while
-    /// free and a connection on it holds all of it. For short connections,
-    /// not for many idle ones.
+    /// connection, but a free slot that has served holds that memory (up to
+    /// --warm-pool-mib in all) and a connection on it holds all of it. For
+    /// short connections, not for many idle ones.
     #[arg(long, default_value_t = 0)]
     warm_memory_kib: usize,
+
+    /// With --warm-memory-kib, the most MiB the free pool slots together
+    /// keep resident: checked every 10 ms, and when they hold more, all of
+    /// it is given back.
+    #[arg(long, default_value_t = 64)]
+    warm_pool_mib: usize,
 
     /// MiB that all instances together may hold (memory grown beyond each
     /// instance's initial size, plus bytes waiting for slow readers). Above
@@ -277,6 +283,10 @@ fn main() -> anyhow::Result<()> {
             .warm_memory_kib
             .checked_mul(1024)
             .context("--warm-memory-kib is too large")?,
+        warm_pool: args
+            .warm_pool_mib
+            .checked_mul(1 << 20)
+            .context("--warm-pool-mib is too large")?,
         memory_budget: match args.memory_budget_mib {
             Some(mib) => mib
                 .checked_mul(1 << 20)

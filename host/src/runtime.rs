@@ -73,6 +73,81 @@ fn keep_resident(shape: &InstanceShape, warm: usize) -> usize {
 /// with 9–13 MiB.)
 pub const REUSE_MAX_MEMORY: usize = 4 << 20;
 
+/// The memory free pool slots keep resident ([`Limits::warm_memory`]),
+/// held under [`Limits::warm_pool`]: the epoch thread looks at each tick
+/// and, when the free slots hold more, gives all of it back.
+pub(crate) struct WarmPool {
+    /// Bytes the free slots may keep resident.
+    cap: usize,
+    /// Set while the slots are being released: wasmtime takes every free
+    /// warm slot out of the pool meanwhile, so an instantiation that finds
+    /// the pool full then is retried ([`Runtime::instantiate`]).
+    releasing: AtomicBool,
+    /// Releases begun so far.
+    releases: AtomicU64,
+    /// Bytes given back so far.
+    pub(crate) released: AtomicU64,
+}
+
+impl WarmPool {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            releasing: AtomicBool::new(false),
+            releases: AtomicU64::new(0),
+            released: AtomicU64::new(0),
+        }
+    }
+
+    /// Bytes the free slots of `engine`'s pool hold now.
+    pub(crate) fn resident(engine: &Engine) -> usize {
+        engine
+            .pooling_allocator_metrics()
+            .map_or(0, |m| m.unused_memory_bytes_resident())
+    }
+
+    /// Gives the free slots' memory back when they hold more than the cap.
+    fn trim(&self, engine: &Engine) {
+        let resident = Self::resident(engine);
+        if resident <= self.cap {
+            return;
+        }
+        self.releasing.store(true, Ordering::SeqCst);
+        self.releases.fetch_add(1, Ordering::SeqCst);
+        let released = engine.release_idle_pool_memory();
+        self.releasing.store(false, Ordering::SeqCst);
+        self.released.fetch_add(
+            u64::try_from(released).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        tracing::debug!(
+            resident,
+            released,
+            cap = self.cap,
+            "free pool slots held more than --warm-pool-mib: memory given back"
+        );
+    }
+
+    /// A mark to pass to [`WarmPool::released_since`].
+    fn mark(&self) -> u64 {
+        self.releases.load(Ordering::SeqCst)
+    }
+
+    /// Whether a release ran since `mark` (or runs now); if one runs, waits
+    /// for it to end (it takes well under a millisecond; the wait is
+    /// bounded all the same).
+    fn released_since(&self, mark: u64) -> bool {
+        let ran = self.releasing.load(Ordering::SeqCst) || self.mark() != mark;
+        for _ in 0..100_000 {
+            if !self.releasing.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        ran
+    }
+}
+
 /// An instance whose linear memory grew past this is dropped on a blocking
 /// thread rather than on the worker that served its connection.
 const DROP_ASIDE_MEMORY: usize = 4 << 20;
@@ -310,6 +385,9 @@ pub(crate) struct Base {
     /// What one instance may hold: the pool and each store are sized for
     /// it ([`InstanceShape`]).
     shape: InstanceShape,
+    /// The bound on what free slots keep resident, when they keep any
+    /// ([`Limits::warm_memory`]).
+    pub(crate) warm: Option<Arc<WarmPool>>,
 }
 
 impl Base {
@@ -344,6 +422,8 @@ impl Base {
             );
         }
         let table_elements = usize::try_from(shape.table_elements).unwrap_or(usize::MAX);
+        let keep = keep_resident(&shape, limits.warm_memory);
+        let warm = (keep > 0).then(|| Arc::new(WarmPool::new(limits.warm_pool)));
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(slots)
             .total_core_instances(slots.saturating_mul(shape.core_instances))
@@ -354,7 +434,7 @@ impl Base {
             .max_tables_per_component(shape.tables)
             .table_elements(table_elements)
             .max_memory_size(limits.memory_per_connection)
-            .linear_memory_keep_resident(keep_resident(&shape, limits.warm_memory))
+            .linear_memory_keep_resident(keep)
             .table_keep_resident(4096);
 
         let mut config = Config::new();
@@ -387,14 +467,16 @@ impl Base {
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let weak = engine.weak();
         let stop = ticker_stop.clone();
+        let trim = warm.clone();
         std::thread::Builder::new()
             .name("ws-edge-epoch".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    match weak.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
+                    let Some(engine) = weak.upgrade() else { break };
+                    engine.increment_epoch();
+                    if let Some(warm) = &trim {
+                        warm.trim(&engine);
                     }
                 }
             })
@@ -414,7 +496,15 @@ impl Base {
             env,
             metrics: Arc::default(),
             shape,
+            warm,
         }))
+    }
+}
+
+impl Base {
+    /// Bytes the free pool slots keep resident now.
+    pub(crate) fn warm_resident(&self) -> usize {
+        WarmPool::resident(&self.engine)
     }
 }
 
@@ -520,6 +610,32 @@ impl Runtime {
 
     /// A new store and instance for the connection from `peer`.
     fn fresh(&self, peer: SocketAddr) -> Result<Guest, GuestError> {
+        let mark = self.base.warm.as_ref().map(|warm| warm.mark());
+        let mut store = self.store(peer);
+        let mut instance = guarded(&mut store, |store| self.pre.instantiate(&mut *store));
+        // A release of the free slots' memory takes them out of the pool
+        // for its duration: a pool that looked full then was not.
+        if instance.is_err()
+            && let (Some(warm), Some(mark)) = (&self.base.warm, mark)
+            && warm.released_since(mark)
+        {
+            store = self.store(peer);
+            instance = guarded(&mut store, |store| self.pre.instantiate(&mut *store));
+        }
+        let instance =
+            instance.map_err(|e| GuestError::new(FailureKind::Instantiation, e.detail))?;
+        Ok(Guest::new(
+            store,
+            Exports::new(instance),
+            self.located.clone(),
+            self.base.deadline_ticks,
+            self.base.metrics.clone(),
+        ))
+    }
+
+    /// A new store, with its limits and deadline, for the connection from
+    /// `peer`.
+    fn store(&self, peer: SocketAddr) -> Store<ConnData> {
         let label = PeerLabel::new(peer);
         let wasi = WasiCtx::builder()
             .stdout(GuestLog::new(Which::Stdout, label.clone()))
@@ -551,15 +667,7 @@ impl Runtime {
         let mut store = Store::new(&self.base.engine, data);
         store.limiter(|data| &mut data.limits);
         store.set_epoch_deadline(self.base.deadline_ticks);
-        let instance = guarded(&mut store, |store| self.pre.instantiate(&mut *store))
-            .map_err(|e| GuestError::new(FailureKind::Instantiation, e.detail))?;
-        Ok(Guest::new(
-            store,
-            Exports::new(instance),
-            self.located.clone(),
-            self.base.deadline_ticks,
-            self.base.metrics.clone(),
-        ))
+        store
     }
 
     /// Hands back the instance of a finished connection, whose resources

@@ -97,6 +97,63 @@ async fn fresh_instances_see_nothing(limits: Limits) {
     server.shutdown().await;
 }
 
+/// With `warm_memory`, the free slots together keep at most `warm_pool`
+/// resident: after a burst of connections closes, the epoch thread gives
+/// the excess back within a few ticks; under a cap above what they hold,
+/// they keep it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_slots_keep_no_more_resident_than_the_warm_pool() {
+    const SLOT: usize = 128 * 1024;
+    const BURST: usize = 12;
+    for cap in [2 * SLOT, 64 << 20] {
+        let limits = Limits {
+            warm_memory: SLOT,
+            warm_pool: cap,
+            ..test_limits()
+        };
+        let server = TestServer::start(programs::ECHO, limits).await;
+        // Open at once, they take a slot each.
+        let mut open = Vec::new();
+        for _ in 0..BURST {
+            open.push(connect(&server.url("/")).await);
+        }
+        for ws in open {
+            close_and_wait(ws).await;
+        }
+        // A few epoch ticks (10 ms each) for the instances to go and the
+        // trim to run.
+        let mut resident = server.monitor.warm_pool_resident();
+        for _ in 0..100 {
+            if server.monitor.instances_alive() == 0 && resident <= cap {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            resident = server.monitor.warm_pool_resident();
+        }
+        assert_eq!(server.monitor.instances_alive(), 0);
+        let released = server.monitor.warm_pool_released();
+        if cap < BURST * SLOT {
+            assert!(
+                resident <= cap,
+                "{resident} bytes resident over a {cap}-byte cap"
+            );
+            assert!(
+                released >= ((BURST - 2) * SLOT) as u64,
+                "only {released} bytes given back"
+            );
+        } else {
+            assert!(
+                resident >= BURST * SLOT,
+                "{resident} bytes resident: the free slots gave memory back under the cap"
+            );
+            assert_eq!(released, 0);
+        }
+        // The slots still serve.
+        echo_once(&server, "after").await;
+        server.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_serves_at_most_instance_reuse_connections() {
     let server = TestServer::start(programs::ECHO, reuse(3)).await;
