@@ -13,7 +13,7 @@
 #               node-ws, node-websocket; deflate also ws-edge-level6, node-ws-deflate,
 #               python-websockets; broadcast: tokio-tungstenite, node-ws,
 #               ws-edge-forward, ws-edge-handler, and `ws-edge` selects both of the latter;
-#               crosshost: ws-edge or ws-edge-forward; tls: ws-edge, tokio-tungstenite)
+#               crosshost: ws-edge or ws-edge-forward; tls: ws-edge, ws-edge-warm, tokio-tungstenite)
 #   --scenarios run only these of handshake,echo64,echo64k,deflate,broadcast,crosshost,tls
 #               (default: all)
 #   --no-build  do not build the Rust peers / install the Node peers
@@ -36,7 +36,7 @@
 # it starts is stopped when the script exits.
 #
 # tls (issue 16 item 9: tls-handshake and tls-echo64, the handshake and echo64
-# scenarios over TLS, ws-edge next to tokio-tungstenite + tokio-rustls): generates a
+# scenarios over TLS, ws-edge and ws-edge-warm next to tokio-tungstenite + tokio-rustls): generates a
 # throwaway CA and an ECDSA P-256 server certificate for localhost and 127.0.0.1 with
 # `openssl` once per run (in a temporary directory, removed on exit; without openssl the
 # scenario is skipped with a message), serves it with `ws-edge serve --tls-cert --tls-key`
@@ -270,13 +270,13 @@ if [[ $crosshost == 1 ]] &&
 fi
 
 # TLS: the servers that have it, with a throwaway CA and server certificate.
-tls_names=(ws-edge tokio-tungstenite)
+tls_names=(ws-edge ws-edge-warm tokio-tungstenite)
 tls_active=()
 tls_dir=""
 if [[ ${#tls_scenarios[@]} -gt 0 ]]; then
     for name in "${tls_names[@]}"; do
         [[ -n "$only" && ",$only," != *",$name,"* ]] && continue
-        if [[ $name == ws-edge && ! -x "$ws_edge_bin" ]]; then
+        if [[ $name == ws-edge* && ! -x "$ws_edge_bin" ]]; then
             [[ -n $skipped ]] || echo "== SKIPPING ws-edge: $ws_edge_bin not found (build it with \`cargo build --release -p ws-edge-host\` at the repo root, or set WS_EDGE_BIN)" >&2
             skipped="ws-edge (binary not built)"
             continue
@@ -314,6 +314,7 @@ fi
 tls_files="--tls-cert $tls_dir/server.pem --tls-key $tls_dir/server.key"
 declare -A tls_cmds=(
     [ws-edge]="$ws_edge_bin serve --listen 127.0.0.1:0 $tls_files"
+    [ws-edge-warm]="$ws_edge_bin serve --listen 127.0.0.1:0 --warm-memory-kib 128 $tls_files"
     [tokio-tungstenite]="$bench/target/release/peer-tokio-tungstenite --listen 127.0.0.1:0 $tls_files"
 )
 
@@ -541,7 +542,7 @@ fi
 tls_note=""
 if [[ ${#tls_active[@]} -gt 0 ]]; then
     tls_note="
-- TLS scenarios (\`tls-handshake\`, \`tls-echo64\`: \`handshake\` and \`echo64\` over TLS): a throwaway CA and an ECDSA P-256 server certificate made with $(openssl version | cut -d' ' -f1-2) for this run; servers: ws-edge (\`ws-edge serve --tls-cert --tls-key\`) and tokio-tungstenite (the echo server with \`--tls-cert --tls-key\`: tokio-rustls $(lock_version tokio-rustls)), both rustls $(lock_version rustls) with the ring provider, rustls' default protocol versions and ALPN \`http/1.1\`. Client: the load generator's rustls (ring), trusting that CA only, no session resumption: every connection is a full handshake (TLS 1.3, X25519 key exchange, the server's ECDSA signature; the load generator prints the version, cipher suite and group its first connection negotiated); \`tls-handshake\` is TCP connect + TLS handshake + upgrade + close handshake + the server's close."
+- TLS scenarios (\`tls-handshake\`, \`tls-echo64\`: \`handshake\` and \`echo64\` over TLS): a throwaway CA and an ECDSA P-256 server certificate made with $(openssl version | cut -d' ' -f1-2) for this run; servers: ws-edge (\`ws-edge serve --tls-cert --tls-key\`), ws-edge-warm (the same with \`--warm-memory-kib 128\`) and tokio-tungstenite (the echo server with \`--tls-cert --tls-key\`: tokio-rustls $(lock_version tokio-rustls)), all rustls $(lock_version rustls) with the ring provider, rustls' default protocol versions and ALPN \`http/1.1\`. Client: the load generator's rustls (ring), trusting that CA only, no session resumption: every connection is a full handshake (TLS 1.3, X25519 key exchange, the server's ECDSA signature; the load generator prints the version, cipher suite and group its first connection negotiated); \`tls-handshake\` is TCP connect + TLS handshake + upgrade + close handshake + the server's close."
 fi
 broadcast_note=""
 if [[ ${#broadcast_active[@]} -gt 0 ]]; then
