@@ -499,9 +499,7 @@ impl Base {
             warm,
         }))
     }
-}
 
-impl Base {
     /// Bytes the free pool slots keep resident now.
     pub(crate) fn warm_resident(&self) -> usize {
         WarmPool::resident(&self.engine)
