@@ -525,11 +525,7 @@ impl Monitor {
     /// Bytes the free pool slots gave back because they held more than
     /// [`Limits::warm_pool`].
     pub fn warm_pool_released(&self) -> u64 {
-        self.shared
-            .base
-            .warm
-            .as_ref()
-            .map_or(0, |warm| warm.released.load(Ordering::Relaxed))
+        self.shared.base.warm_released()
     }
 
     /// Bytes counted against [`Limits::memory_budget`] now.

@@ -79,28 +79,26 @@ pub const REUSE_MAX_MEMORY: usize = 4 << 20;
 pub(crate) struct WarmPool {
     /// Bytes the free slots may keep resident.
     cap: usize,
-    /// Set while the slots are being released: wasmtime takes every free
-    /// warm slot out of the pool meanwhile, so an instantiation that finds
-    /// the pool full then is retried ([`Runtime::instantiate`]).
-    releasing: AtomicBool,
-    /// Releases begun so far.
+    /// Counts each release's start and end, so it is odd while one runs:
+    /// wasmtime takes every free warm slot out of the pool meanwhile, and an
+    /// instantiation that finds the pool full then is retried
+    /// ([`Runtime::instantiate`]).
     releases: AtomicU64,
     /// Bytes given back so far.
-    pub(crate) released: AtomicU64,
+    released: AtomicU64,
 }
 
 impl WarmPool {
     fn new(cap: usize) -> Self {
         Self {
             cap,
-            releasing: AtomicBool::new(false),
             releases: AtomicU64::new(0),
             released: AtomicU64::new(0),
         }
     }
 
     /// Bytes the free slots of `engine`'s pool hold now.
-    pub(crate) fn resident(engine: &Engine) -> usize {
+    fn resident(engine: &Engine) -> usize {
         engine
             .pooling_allocator_metrics()
             .map_or(0, |m| m.unused_memory_bytes_resident())
@@ -112,10 +110,9 @@ impl WarmPool {
         if resident <= self.cap {
             return;
         }
-        self.releasing.store(true, Ordering::SeqCst);
         self.releases.fetch_add(1, Ordering::SeqCst);
         let released = engine.release_idle_pool_memory();
-        self.releasing.store(false, Ordering::SeqCst);
+        self.releases.fetch_add(1, Ordering::SeqCst);
         self.released.fetch_add(
             u64::try_from(released).unwrap_or(u64::MAX),
             Ordering::Relaxed,
@@ -137,9 +134,9 @@ impl WarmPool {
     /// for it to end (it takes well under a millisecond; the wait is
     /// bounded all the same).
     fn released_since(&self, mark: u64) -> bool {
-        let ran = self.releasing.load(Ordering::SeqCst) || self.mark() != mark;
+        let ran = self.mark() != mark || !mark.is_multiple_of(2);
         for _ in 0..100_000 {
-            if !self.releasing.load(Ordering::SeqCst) {
+            if self.mark().is_multiple_of(2) {
                 break;
             }
             std::thread::yield_now();
@@ -387,7 +384,7 @@ pub(crate) struct Base {
     shape: InstanceShape,
     /// The bound on what free slots keep resident, when they keep any
     /// ([`Limits::warm_memory`]).
-    pub(crate) warm: Option<Arc<WarmPool>>,
+    warm: Option<Arc<WarmPool>>,
 }
 
 impl Base {
@@ -503,6 +500,13 @@ impl Base {
     /// Bytes the free pool slots keep resident now.
     pub(crate) fn warm_resident(&self) -> usize {
         WarmPool::resident(&self.engine)
+    }
+
+    /// Bytes the free pool slots gave back to stay under the cap.
+    pub(crate) fn warm_released(&self) -> u64 {
+        self.warm
+            .as_ref()
+            .map_or(0, |warm| warm.released.load(Ordering::Relaxed))
     }
 }
 
