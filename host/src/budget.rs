@@ -15,7 +15,7 @@
 //! |---|---|
 //! | above [`ADMIT_PERCENT`] | new connections get `503` with `Retry-After` before an instance is made |
 //! | above [`SHED_PERCENT`] | the connections holding the most are closed with `1013` until usage is back under [`ADMIT_PERCENT`] |
-//! | the whole budget | a `memory.grow` that would pass it is refused: the guest traps (`memory-cap`, `1011`) |
+//! | the whole budget | a `memory.grow` that would pass it is refused: the guest traps (`memory-budget`, `1013`) |
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
