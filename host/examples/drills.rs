@@ -858,7 +858,8 @@ fn big_frame_header(len: u64) -> Vec<u8> {
 /// Tallies outcomes: `(held, refused, shed, cut, other)`: held open,
 /// refused with 503, closed with 1013 (shed, or a grow past the whole budget
 /// refused), cut without a close frame the client could read (a client that
-/// does not read cannot receive one), anything else.
+/// does not read cannot receive one), and anything else as text: `"0 other"`,
+/// or the count with each reason, `"2 other (2 closed 1011)"`.
 fn tally(outcomes: &[Outcome]) -> (usize, usize, usize, usize, String) {
     let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
     let mut other: Vec<(String, usize)> = Vec::new();
@@ -1081,9 +1082,10 @@ async fn frame_clients(addr: SocketAddr, clients: usize, trickle: bool) -> Strin
                 r = rd.read(&mut first) => r,
                 r = send => match r {
                     Ok(()) => return Outcome::Held,
-                    Err(_) => tokio::time::timeout(Duration::from_secs(5), rd.read(&mut first))
-                        .await
-                        .unwrap_or(Ok(0)),
+                    Err(_) => match tokio::time::timeout(Duration::from_secs(5), rd.read(&mut first)).await {
+                        Ok(r) => r,
+                        Err(_) => return Outcome::Other("write failed, no close frame within 5 s"),
+                    },
                 },
             };
             match read {
